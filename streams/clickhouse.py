@@ -1,0 +1,140 @@
+"""ClickHouse access: one client per process, versioned migrations, inserts and read-only queries.
+
+The embedded default is chdb (`chdb://<path>`); an `http(s)://` URL selects a server. Both get
+the same DDL from `schemas/clickhouse/`. chdb is in-process and blocking, and only one process
+may open its directory, so the worker owns it and runs every call on one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.exceptions import (
+    ClickHouseError,
+    DatabaseError,
+    OperationalError,
+)
+
+from streams.errors import ClickHouseUnavailable, PermanentError
+from streams.settings import mask_url
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "schemas" / "clickhouse"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# Statements end with ';' at the end of a line (a ';' inside a COMMENT string does not end one).
+_STATEMENT_END = re.compile(r";\s*$", re.MULTILINE)
+
+
+class QueryRejected(PermanentError):
+    """ClickHouse refused a query (syntax, unknown table, or a write on the read-only path)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ...]:
+    """Every `NNNN_name.sql` file in version order, split into statements."""
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if match is None:
+            raise ValueError(f"migration file {path.name} is not named NNNN_name.sql")
+        body = "\n".join(
+            line for line in path.read_text().splitlines() if not line.lstrip().startswith("--")
+        )
+        statements = tuple(s.strip() for s in _STATEMENT_END.split(body) if s.strip())
+        migrations.append(Migration(int(match.group(1)), path.stem, statements))
+    return tuple(migrations)
+
+
+class ClickHouse:
+    """A connected client bound to pokazy's database."""
+
+    def __init__(self, dsn: str, database: str) -> None:
+        self.database = database
+        self.display = mask_url(dsn)
+        try:
+            self._client = clickhouse_connect.get_client(dsn=dsn)
+        except ClickHouseError as exc:
+            raise ClickHouseUnavailable(f"cannot open ClickHouse at {self.display}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"ClickHouse({self.display}, database={self.database})"
+
+    def migrate(self, migrations: Sequence[Migration] | None = None) -> list[str]:
+        """Apply the migrations this database has not seen yet; returns their names."""
+        db = self.database
+        self.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        self.command(
+            f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+            "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
+            "ENGINE = ReplacingMergeTree ORDER BY version"
+        )
+        done = {row[0] for row in self.query(f"SELECT version FROM {db}.schema_migrations").rows}
+        applied = []
+        for migration in migrations if migrations is not None else load_migrations():
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                self.command(statement.replace("{database}", db))
+            self.insert(
+                "schema_migrations", [[migration.version], [migration.name]], ["version", "name"]
+            )
+            applied.append(migration.name)
+            log.info("applied ClickHouse migration %s to %s", migration.name, db)
+        return applied
+
+    def command(self, sql: str) -> None:
+        """Run a statement that returns nothing (DDL)."""
+        with _translated_errors(self.display):
+            self._client.command(sql)
+
+    def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None:
+        """Insert column-oriented data into a table of pokazy's database."""
+        with _translated_errors(self.display):
+            self._client.insert(
+                table,
+                list(columns),
+                column_names=list(names),
+                database=self.database,
+                column_oriented=True,
+            )
+
+    def query(self, sql: str, *, read_only: bool = False) -> QueryResult:
+        """Run a SELECT; with `read_only`, ClickHouse itself refuses anything that writes."""
+        settings = {"readonly": 1} if read_only else None
+        with _translated_errors(self.display):
+            result = self._client.query(sql, settings=settings)
+        return QueryResult(tuple(result.column_names), tuple(map(tuple, result.result_rows)))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@contextmanager
+def _translated_errors(display: str) -> Iterator[None]:
+    """Turn clickhouse-connect's errors into pokazy's retryable / permanent ones, with cause."""
+    try:
+        yield
+    except (OperationalError, OSError) as exc:
+        raise ClickHouseUnavailable(f"ClickHouse at {display} is unavailable: {exc}") from exc
+    except DatabaseError as exc:
+        raise QueryRejected(str(exc).strip()) from exc

@@ -1,0 +1,130 @@
+"""Decode: bytes from Kafka to the domain's events (the first step of the flow).
+
+Anything that is not one of pokazy's records raises `DecodeError`, which the worker turns into a
+MALFORMED rejection that keeps the raw payload.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from streams.codec import AvroCodec, default_codec
+from streams.domain.calendar import Period
+from streams.domain.model import (
+    Meter,
+    MeterInstalled,
+    MeterRemoved,
+    RegisterReading,
+    Submission,
+)
+from streams.domain.zones import DEFAULT_DSO, Zone, is_valid_zone_set
+from streams.errors import DecodeError
+
+READING_SUBMITTED = "pokazy.ReadingSubmitted"
+METER_INSTALLED = "pokazy.MeterInstalled"
+METER_REMOVED = "pokazy.MeterRemoved"
+PERIOD_CLOSE_REQUESTED = "pokazy.PeriodCloseRequested"
+SUBMISSION_OUTCOME = "pokazy.SubmissionOutcome"
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodCloseRequested:
+    """Billing's command to close a period, delivered to every partition."""
+
+    period: Period
+    requested_at: datetime
+    requested_by: str
+
+
+Inbound = Submission | MeterInstalled | MeterRemoved | PeriodCloseRequested
+
+
+def decode_inbound(payload: bytes, codec: AvroCodec | None = None) -> Inbound:
+    """The domain event a message carries; `DecodeError` for anything else."""
+    name, datum = (codec or default_codec()).decode(payload)
+    try:
+        if name == READING_SUBMITTED:
+            return submission_from_datum(datum)
+        if name == METER_INSTALLED:
+            return _installed(datum)
+        if name == METER_REMOVED:
+            return _removed(datum)
+        if name == PERIOD_CLOSE_REQUESTED:
+            return PeriodCloseRequested(
+                Period.parse(datum["period"]), _utc(datum["requested_at"]), datum["requested_by"]
+            )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise DecodeError(f"{name} carries an impossible value: {exc}") from exc
+    raise DecodeError(f"{name} is not accepted on pokazy's input topics")
+
+
+def submission_from_datum(datum: Mapping[str, Any]) -> Submission:
+    """A `Submission` from a decoded ReadingSubmitted datum."""
+    return Submission(
+        event_id=_canonical_uuid(datum["event_id"]),
+        account_id=datum["account_id"],
+        meter_id=datum.get("meter_id"),
+        channel=datum["channel"],
+        sender_id=datum["sender_id"],
+        submitted_at=_utc(datum["submitted_at"]),
+        readings=tuple(
+            RegisterReading(
+                zone=Zone(r["zone"]) if r.get("zone") is not None else None,
+                register=r.get("register"),
+                value=r["value"],
+                raw_text=r.get("raw_text"),
+            )
+            for r in datum["readings"]
+        ),
+    )
+
+
+def _installed(datum: Mapping[str, Any]) -> MeterInstalled:
+    zones = tuple(Zone(z) for z in datum["zones"])
+    initial = {Zone(k): int(v) for k, v in datum["initial"].items()}
+    if not is_valid_zone_set(zones):
+        raise ValueError(f"{datum['zones']} is not a zone set pokazy bills")
+    if set(initial) != set(zones):
+        raise ValueError("initial readings must name exactly the meter's zones")
+    if not 1 <= datum["digits"] <= 12:
+        raise ValueError("digits must be 1-12")
+    if any(not 0 <= v < 10 ** datum["digits"] for v in initial.values()):
+        raise ValueError(f"initial readings must be 0 <= value < 10**{datum['digits']}")
+    meter = Meter(
+        meter_id=datum["meter_id"],
+        zones=zones,
+        digits=datum["digits"],
+        initial=initial,
+        installed_on=_date(datum["installed_on"]),
+        dso=datum.get("dso") or DEFAULT_DSO,
+    )
+    return MeterInstalled(datum["account_id"], meter)
+
+
+def _removed(datum: Mapping[str, Any]) -> MeterRemoved:
+    final = {Zone(k): int(v) for k, v in datum["final"].items()}
+    return MeterRemoved(datum["account_id"], datum["meter_id"], final, _date(datum["removed_on"]))
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _date(value: date) -> date:
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise ValueError(f"{value!r} is not a date")
+    return value
+
+
+def _canonical_uuid(text: str) -> str:
+    """The canonical spelling of a UUID, so `{ABC…}` and `abc…` are one idempotency key."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text  # judged MALFORMED by the rules

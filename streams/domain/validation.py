@@ -1,0 +1,199 @@
+"""Judging a submission: the validation table of SPEC §2.3, in its order, first failure wins.
+
+`apply_submission` and `apply_registry_event` are the pure state transitions the worker calls;
+they take the account's state and return the next one, with no I/O and no clock of their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import date, datetime
+
+from streams.domain.calendar import kyiv_date, place_reading
+from streams.domain.model import (
+    AccountState,
+    Meter,
+    MeterInstalled,
+    MeterRemoved,
+    ReadingOutcome,
+    Reason,
+    RegisterReading,
+    RegistryEvent,
+    Rules,
+    Submission,
+    SubmissionOutcome,
+)
+from streams.domain.zones import Zone, normalize_register, zone_for_register
+
+# Instants outside these years are typos or hostile input; rejecting them early also keeps
+# date arithmetic away from the ends of the calendar.
+_EARLIEST_YEAR = 2000
+_LATEST_YEAR = 2200
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def apply_registry_event(state: AccountState | None, event: RegistryEvent) -> AccountState:
+    """Record an installation or removal from billing's master data (idempotent)."""
+    current = state or AccountState(account_id=event.account_id)
+    if isinstance(event, MeterInstalled):
+        known = {m.meter_id: m for m in current.meters}
+        meter = event.meter
+        if (earlier := known.pop(meter.meter_id, None)) is not None and earlier.removed_on:
+            # An installation redelivered after its removal must not bring the meter back.
+            meter = replace(meter, removed_on=earlier.removed_on, final=earlier.final)
+        meters = tuple(sorted((*known.values(), meter), key=lambda m: m.installed_on))
+        return replace(current, meters=meters)
+    return replace(current, meters=tuple(_removed(m, event) for m in current.meters))
+
+
+def _removed(meter: Meter, event: MeterRemoved) -> Meter:
+    if meter.meter_id != event.meter_id:
+        return meter
+    return replace(meter, removed_on=event.removed_on, final=dict(event.final))
+
+
+def apply_submission(
+    state: AccountState | None, submission: Submission, *, now: datetime, rules: Rules
+) -> tuple[AccountState | None, SubmissionOutcome, bool]:
+    """Judge a submission against the account's state.
+
+    Returns the next state, the outcome and whether it is a duplicate. A duplicate (its event id
+    is among the remembered ones) returns the first outcome unchanged and leaves state as is.
+    Submissions for unknown accounts leave no state behind, so hostile ids cannot grow it.
+    """
+    if state is not None and (prior := state.recent_outcome(submission.event_id)) is not None:
+        return state, prior, True
+    outcome = judge_submission(state, submission, now=now, rules=rules)
+    if state is None:
+        return None, outcome, False
+    recent = (*state.recent, outcome)[
+        max(0, len(state.recent) + 1 - rules.remembered_submissions) :
+    ]
+    return replace(state, recent=recent), outcome, False
+
+
+def judge_submission(
+    state: AccountState | None, submission: Submission, *, now: datetime, rules: Rules
+) -> SubmissionOutcome:
+    """Every reading's verdict, without changing anything."""
+    problem = malformation(submission, rules)
+    if problem is not None:
+        return _whole_submission_rejected(submission, problem)
+    verdicts = tuple(
+        _judge_reading(state, submission, position, reading, now=now, rules=rules)
+        for position, reading in enumerate(submission.readings)
+    )
+    resolved = [v.zone for v in verdicts if v.zone is not None]
+    if len(resolved) != len(set(resolved)):
+        return _whole_submission_rejected(
+            submission, "two readings name the same zone through their labels"
+        )
+    return SubmissionOutcome(submission.event_id, submission.account_id, verdicts)
+
+
+def _whole_submission_rejected(submission: Submission, detail: str) -> SubmissionOutcome:
+    row = ReadingOutcome(-1, None, None, None, reason=Reason.MALFORMED, detail=detail)
+    return SubmissionOutcome(submission.event_id, submission.account_id, (row,))
+
+
+def malformation(submission: Submission, rules: Rules) -> str | None:
+    """What makes a decodable submission malformed as a whole, if anything."""
+    try:
+        uuid.UUID(submission.event_id)
+    except ValueError:
+        return "event_id is not a UUID"
+    for name in ("account_id", "sender_id"):
+        value: str = getattr(submission, name)
+        if not value.strip() or len(value) > rules.max_id_length:
+            return f"{name} must be 1-{rules.max_id_length} characters"
+    if submission.meter_id is not None and len(submission.meter_id) > rules.max_id_length:
+        return f"meter_id must be at most {rules.max_id_length} characters"
+    if not _EARLIEST_YEAR <= submission.submitted_at.year <= _LATEST_YEAR:
+        return f"submitted_at {submission.submitted_at.isoformat()} is out of range"
+    if not 1 <= len(submission.readings) <= rules.max_readings:
+        return f"a submission carries 1-{rules.max_readings} readings"
+    named: list[str] = []
+    for reading in submission.readings:
+        if reading.zone is None and not (reading.register or "").strip():
+            return "a reading names neither its zone nor its register"
+        named.append(reading.zone or normalize_register(reading.register or ""))
+    if len(named) != len(set(named)):
+        return "the same zone twice in one submission"
+    return None
+
+
+def _judge_reading(
+    state: AccountState | None,
+    submission: Submission,
+    position: int,
+    reading: RegisterReading,
+    *,
+    now: datetime,
+    rules: Rules,
+) -> ReadingOutcome:
+    base = ReadingOutcome(position, reading.zone, reading.register, reading.value)
+    day = kyiv_date(submission.submitted_at)
+    try:
+        meter = _active_meter(state, submission, day)
+        if submission.submitted_at > now + rules.future_tolerance:
+            raise _Rejected(Reason.FUTURE_TIMESTAMP, f"submitted_at is after {now.isoformat()}")
+        base = replace(base, zone=_zone_of(reading, meter, rules), meter_id=meter.meter_id)
+        _check_value(reading.value, meter)
+    except _Rejected as rejected:
+        return replace(base, reason=rejected.reason, detail=rejected.detail)
+    placement = place_reading(day)
+    return replace(base, kind=placement.kind, period=placement.period, local_date=day)
+
+
+def _active_meter(state: AccountState | None, submission: Submission, day: date) -> Meter:
+    first_installed_on = state.first_installed_on if state else None
+    if state is None or first_installed_on is None:
+        raise _Rejected(Reason.UNKNOWN_ACCOUNT, "no meter was ever installed on the account")
+    meter = state.meter_on(day)
+    if submission.meter_id is not None and (meter is None or meter.meter_id != submission.meter_id):
+        raise _Rejected(Reason.UNKNOWN_METER, f"meter {submission.meter_id} is not active on {day}")
+    if day < first_installed_on:
+        raise _Rejected(
+            Reason.BEFORE_INSTALLATION, f"{day} is before installation on {first_installed_on}"
+        )
+    if meter is None:
+        raise _Rejected(Reason.UNKNOWN_METER, f"no meter is active on {day}")
+    return meter
+
+
+def _zone_of(reading: RegisterReading, meter: Meter, rules: Rules) -> Zone:
+    zone = reading.zone
+    if reading.register is not None and reading.register.strip():
+        labelled = zone_for_register(reading.register, meter.dso, rules.register_maps)
+        if labelled is None:
+            raise _Rejected(
+                Reason.UNKNOWN_REGISTER, f"register {reading.register!r} is unknown to {meter.dso}"
+            )
+        if zone is not None and zone != labelled:
+            raise _Rejected(
+                Reason.REGISTER_ZONE_MISMATCH,
+                f"register {reading.register!r} is {labelled}, not {zone}",
+            )
+        zone = labelled
+    assert zone is not None  # a reading without zone or register is malformed, judged earlier
+    if zone not in meter.zones:
+        if zone is Zone.TOTAL:
+            raise _Rejected(Reason.TOTAL_NOT_ACCEPTED, "send each zone, not the total register")
+        raise _Rejected(Reason.ZONE_NOT_ON_METER, f"meter {meter.meter_id} has no zone {zone}")
+    return zone
+
+
+def _check_value(value: int, meter: Meter) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Rejected(Reason.INVALID_VALUE, f"{value!r} is not a non-negative integer")
+    if value >= meter.modulus:
+        raise _Rejected(
+            Reason.TOO_MANY_DIGITS, f"{value} has more than the meter's {meter.digits} digits"
+        )

@@ -1,0 +1,165 @@
+"""The producer SDK for bot front ends and billing: validate, encode, publish (kafka-python).
+
+    with PokazyProducer(Settings.from_env()) as producer:
+        event_id = producer.submit({"account_id": "0123456789", "channel": "viber", ...})
+
+Every submission is validated against the schema and the structural rules before it is sent
+(`InvalidEvent` names the field), keyed by account, and sent with `acks=all` and idempotence:
+`submit` returns once the broker has it, or raises; nothing is dropped in silence.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from streams.codec import AvroCodec, default_codec
+from streams.decode import (
+    METER_INSTALLED,
+    METER_REMOVED,
+    PERIOD_CLOSE_REQUESTED,
+    READING_SUBMITTED,
+    submission_from_datum,
+)
+from streams.domain.calendar import Period
+from streams.domain.model import Rules
+from streams.domain.validation import malformation
+from streams.errors import BrokerUnavailable, InvalidEvent
+from streams.settings import Settings
+
+_REGISTRY_TYPES = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}
+
+
+class PokazyProducer:
+    """Publishes submissions (bots) and registry events and period closes (billing)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        codec: AvroCodec | None = None,
+        send_timeout: float = 30.0,
+        **producer_options: Any,
+    ) -> None:
+        self.settings = settings
+        self.codec = codec or default_codec()
+        self.send_timeout = send_timeout
+        self._in_flight: list[Any] = []
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap.split(","),
+                client_id="pokazy-producer",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                compression_type="lz4",
+                **settings.kafka_client_options(),
+                **producer_options,
+            )
+        except KafkaError as exc:
+            raise BrokerUnavailable(
+                f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
+            ) from exc
+
+    def __enter__(self) -> PokazyProducer:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def encode_submission(self, submission: Mapping[str, Any]) -> tuple[str, str, bytes]:
+        """Validate a submission's JSON form; returns (event_id, account_id, Avro bytes).
+
+        A missing `event_id` gets a new UUID: the bot should keep it to retry idempotently.
+        """
+        obj = dict(submission)
+        obj.setdefault("event_id", str(uuid.uuid4()))
+        datum = self.codec.from_json(READING_SUBMITTED, obj)
+        payload = self.codec.encode(READING_SUBMITTED, datum)
+        problem = malformation(submission_from_datum(datum), Rules())
+        if problem is not None:
+            raise InvalidEvent(problem)
+        return datum["event_id"], datum["account_id"], payload
+
+    def submit(self, submission: Mapping[str, Any], *, wait: bool = True) -> str:
+        """Publish a submission (its JSON form, SPEC §3.1); returns its event_id.
+
+        With `wait=False` the send is only queued: call `flush()` to learn whether it landed.
+        """
+        event_id, account_id, payload = self.encode_submission(submission)
+        self._send(self.settings.topic("readings"), account_id, payload, wait=wait)
+        return event_id
+
+    def publish_registry(self, event: Mapping[str, Any], *, wait: bool = True) -> None:
+        """Publish a MeterInstalled or MeterRemoved event (its JSON form with `type`)."""
+        kind = event.get("type")
+        name = _REGISTRY_TYPES.get(str(kind))
+        if name is None:
+            raise InvalidEvent("must be MeterInstalled or MeterRemoved", field="type")
+        body = {k: v for k, v in event.items() if k != "type"}
+        datum = self.codec.from_json(name, body)
+        payload = self.codec.encode(name, datum)
+        self._send(self.settings.topic("registry"), datum["account_id"], payload, wait=wait)
+
+    def request_period_close(self, period: Period, requested_by: str) -> int:
+        """Ask every partition's worker to close `period`; returns the number of partitions.
+
+        The command goes to the registry topic, which only billing may write, and to every
+        partition of it, so each account's close happens in order with its own events.
+        """
+        topic = self.settings.topic("registry")
+        payload = self.codec.encode(
+            PERIOD_CLOSE_REQUESTED,
+            {
+                "period": str(period),
+                "requested_at": datetime.now(UTC),
+                "requested_by": requested_by,
+            },
+        )
+        partitions = sorted(self._producer.partitions_for(topic))
+        for partition in partitions:
+            self._track(self._producer.send(topic, value=payload, partition=partition))
+        self.flush()
+        return len(partitions)
+
+    def _send(self, topic: str, account_id: str, payload: bytes, *, wait: bool) -> None:
+        try:
+            future = self._producer.send(topic, key=account_id.encode(), value=payload)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"cannot send to {topic}: {exc}") from exc
+        if wait:
+            self._result(future)
+        else:
+            self._track(future)
+
+    def _track(self, future: Any) -> None:
+        self._in_flight.append(future)
+        if len(self._in_flight) >= 10_000:
+            self.flush()
+
+    def _result(self, future: Any) -> None:
+        try:
+            future.get(timeout=self.send_timeout)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"Kafka did not acknowledge a send: {exc}") from exc
+
+    def flush(self) -> None:
+        """Wait for every queued send; raises `BrokerUnavailable` if any failed."""
+        self._producer.flush(timeout=self.send_timeout)
+        in_flight, self._in_flight = self._in_flight, []
+        for future in in_flight:
+            self._result(future)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._producer.close(timeout=self.send_timeout)

@@ -1,0 +1,148 @@
+"""One settings object, read once from the environment (`POKAZY_*`), validated, secrets masked."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import ConfigError
+
+DEVELOPMENT_SENDER_HASH_KEY = "pokazy-development-key"
+
+_TOPIC_PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]*$")
+_DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with safe local defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="POKAZY_", frozen=True, extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    topic_prefix: str = "pokazy."
+    partitions: int = Field(default=4, ge=1, le=1024)
+    topic_replication: int = Field(default=1, ge=1, le=7)
+    data_dir: Path = Path(".pokazy")
+
+    clickhouse_url: SecretStr | None = None
+    clickhouse_database: str = "pokazy"
+
+    sender_hash_key: SecretStr = SecretStr(DEVELOPMENT_SENDER_HASH_KEY)
+
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    web_bind: str = "127.0.0.1"
+
+    # Sink batching: rows are inserted when a batch is full or this old, and only then are the
+    # source offsets acknowledged. Smaller means lower latency, larger means fewer inserts.
+    sink_batch_rows: int = Field(default=5000, ge=1)
+    sink_flush_interval: float = Field(default=0.5, gt=0)
+    commit_interval: float = Field(default=1.0, gt=0)
+    # How long the group waits for a silent worker before moving its partitions elsewhere:
+    # the time a SIGKILLed worker's partitions stay unprocessed.
+    kafka_session_timeout: float = Field(default=10.0, ge=6, le=300)
+    table_store: str = "memory://"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        if not _TOPIC_PREFIX_RE.match(value):
+            raise ValueError("use only letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("clickhouse_database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not _DATABASE_RE.match(value):
+            raise ValueError("a ClickHouse database name is letters, digits and '_'")
+        return value
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the environment, reporting every invalid variable at once as a `ConfigError`."""
+        try:
+            settings = cls()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"POKAZY_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigError(f"invalid settings: {problems}") from exc
+        settings.check_production()
+        return settings
+
+    def check_production(self) -> None:
+        """Refuse the development defaults where they would leak or mislead in production."""
+        if (
+            self.environment == "production"
+            and self.sender_hash_key.get_secret_value() == DEVELOPMENT_SENDER_HASH_KEY
+        ):
+            raise ConfigError(
+                "POKAZY_SENDER_HASH_KEY must be set in production: the development key "
+                "would make chat ids recoverable"
+            )
+
+    def topic(self, name: str) -> str:
+        """The full name of one of pokazy's topics (readings, registry, replies)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def app_id(self) -> str:
+        """The faust app id, which is also the consumer group."""
+        return f"{self.topic_prefix}worker"
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        """The ClickHouse URL with its secret, for the client only; never log it."""
+        if self.clickhouse_url is not None:
+            return self.clickhouse_url.get_secret_value()
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def clickhouse_display(self) -> str:
+        """The ClickHouse URL with any password masked, for logs and messages."""
+        return mask_url(self.clickhouse_dsn)
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb://")
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """Security options in kafka-python / aiokafka spelling (both use the same names)."""
+        options: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism or "SCRAM-SHA-256"
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_security_protocol.endswith("SSL"):
+            options["ssl_cafile"] = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+            options["ssl_certfile"] = (
+                str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None
+            )
+            options["ssl_keyfile"] = str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None
+        return options
+
+
+def mask_url(url: str) -> str:
+    """`scheme://user:***@host/...`: the URL with its password replaced."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

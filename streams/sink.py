@@ -1,0 +1,184 @@
+"""Sink: the rows pokazy writes to ClickHouse, buffered and inserted in column-oriented batches.
+
+The contract with the worker (the delivery order): rows are `add`ed while messages are
+processed; `flush` inserts them and returns only once ClickHouse has them; only then does the
+worker acknowledge the source messages, and faust commits acknowledged offsets later still.
+A crash at any point before the commit costs a replay of those messages, whose rows carry the
+same idempotency keys, so the analyst views (which read the replacing tables with FINAL) stay
+free of duplicates. Nothing is ever acknowledged before it is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from streams.clickhouse import ClickHouse
+from streams.domain.calendar import Period, kyiv_date
+from streams.domain.model import Submission, SubmissionOutcome
+from streams.errors import PokazyError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+READING_COLUMNS = (
+    "event_id", "account_id", "meter_id", "zone", "register", "value", "kind", "period",
+    "local_date", "submitted_at", "channel", "sender_hash", "kwh", "flags", "ingested_at",
+)  # fmt: skip
+REJECTION_COLUMNS = (
+    "row_key", "event_id", "account_id", "zone", "register", "value", "reason", "detail",
+    "channel", "sender_hash", "submitted_at", "period", "payload", "rejected_at",
+)  # fmt: skip
+
+Row = tuple[Any, ...]
+
+# DateTime64 holds years 1900-2299; an out-of-range instant is stored as NULL in `rejections`.
+_CLICKHOUSE_YEARS = range(1900, 2300)
+
+
+def sender_hash(key: bytes, channel: str, sender_id: str) -> str:
+    """HMAC-SHA256 of `channel:sender_id`: analysts can group by sender, never see the chat id."""
+    return hmac.new(key, f"{channel}:{sender_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def reading_rows(
+    submission: Submission, outcome: SubmissionOutcome, hashed_sender: str, now: datetime
+) -> list[Row]:
+    """One `readings` row per accepted register reading."""
+    return [
+        (
+            submission.event_id,
+            submission.account_id,
+            r.meter_id,
+            r.zone,
+            r.register,
+            r.value,
+            r.kind,
+            str(r.period),
+            r.local_date,
+            submission.submitted_at,
+            submission.channel,
+            hashed_sender,
+            r.kwh,
+            list(r.flags),
+            now,
+        )
+        for r in outcome.accepted
+    ]
+
+
+def rejection_rows(
+    submission: Submission,
+    outcome: SubmissionOutcome,
+    hashed_sender: str,
+    payload: bytes,
+    now: datetime,
+) -> list[Row]:
+    """One `rejections` row per rejected reading (one for a whole malformed submission)."""
+    at = submission.submitted_at
+    in_range = at.year in _CLICKHOUSE_YEARS
+    period = str(Period.of(kyiv_date(at))) if in_range else ""
+    return [
+        (
+            f"{submission.event_id}:{r.position}",
+            submission.event_id,
+            submission.account_id,
+            r.zone,
+            r.register,
+            r.value,
+            r.reason,
+            r.detail,
+            submission.channel,
+            hashed_sender,
+            at if in_range else None,
+            period,
+            payload,
+            now,
+        )
+        for r in outcome.rejected
+    ]
+
+
+def undecodable_row(
+    payload: bytes, detail: str, now: datetime, *, reason: str = "MALFORMED"
+) -> Row:
+    """The `rejections` row of a message that cannot be judged (unreadable, or a defect)."""
+    digest = hashlib.sha256(payload).hexdigest()
+    return (
+        f"sha256:{digest}", "", "", None, None, None, reason, detail, "", "", None, "",
+        payload, now,
+    )  # fmt: skip
+
+
+def _columns(rows: Sequence[Row], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+class ClickHouseSink:
+    """Buffers rows and inserts them, retrying with backoff until ClickHouse takes them."""
+
+    def __init__(self, clickhouse: ClickHouse) -> None:
+        self.clickhouse = clickhouse
+        # chdb is in-process and blocking: every call runs on this one thread, off the event loop.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        self._readings: list[Row] = []
+        self._rejections: list[Row] = []
+        self.last_insert_at: float | None = None
+        self.failures = 0
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self._readings) + len(self._rejections)
+
+    def add(self, readings: Sequence[Row] = (), rejections: Sequence[Row] = ()) -> None:
+        self._readings.extend(readings)
+        self._rejections.extend(rejections)
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run a ClickHouse call on the ClickHouse thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def flush(self) -> None:
+        """Insert everything buffered; returns only when it is all in ClickHouse."""
+        await self._insert("readings_log", READING_COLUMNS, self._readings)
+        await self._insert("rejections_log", REJECTION_COLUMNS, self._rejections)
+
+    async def _insert(self, table: str, names: Sequence[str], rows: list[Row]) -> None:
+        if not rows:
+            return
+        columns = _columns(rows, len(names))
+        # Retry forever: dropping rows would lose readings, and the unacknowledged messages
+        # behind them hold the partition's offset where it is until ClickHouse is back.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(PokazyError),
+            wait=wait_exponential(multiplier=0.2, max=30),
+            before_sleep=self._log_retry,
+            reraise=True,
+        ):
+            with attempt:
+                await self.call(lambda: self.clickhouse.insert(table, columns, names))
+        rows.clear()
+        self.last_insert_at = time.time()
+
+    def _log_retry(self, state: Any) -> None:
+        self.failures += 1
+        log.error(
+            "ClickHouse insert failed (attempt %d), retrying in %.1fs: %s",
+            state.attempt_number,
+            state.next_action.sleep if state.next_action else 0.0,
+            state.outcome.exception() if state.outcome else "",
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.clickhouse.close()

@@ -1,0 +1,77 @@
+"""The Kafka topics pokazy owns, created with the configured partition count, and their offsets."""
+
+from __future__ import annotations
+
+import contextlib
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.errors import BrokerUnavailable
+from streams.settings import Settings
+
+INPUT_TOPICS = ("readings", "registry")
+ALL_TOPICS = (*INPUT_TOPICS, "replies")
+
+
+def _admin(settings: Settings) -> KafkaAdminClient:
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap.split(","),
+            client_id="pokazy-admin",
+            request_timeout_ms=15000,
+            **settings.kafka_client_options(),
+        )
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+
+
+def ensure_topics(settings: Settings) -> None:
+    """Create readings, registry and replies with equal partition counts if they are missing.
+
+    The input topics must be co-partitioned: an account's state lives on the partition its key
+    hashes to, in both of them.
+    """
+    admin = _admin(settings)
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            NewTopic(settings.topic(name), settings.partitions, settings.topic_replication)
+            for name in ALL_TOPICS
+            if settings.topic(name) not in existing
+        ]
+        if wanted:
+            # Another process may create them at the same moment, with the same settings.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(wanted)
+    finally:
+        admin.close()
+
+
+def input_end_offsets(settings: Settings) -> dict[TopicPartition, int]:
+    """The current end offset of every partition of the input topics."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap.split(","), **settings.kafka_client_options()
+    )
+    try:
+        partitions = [
+            TopicPartition(settings.topic(name), p)
+            for name in INPUT_TOPICS
+            for p in sorted(consumer.partitions_for_topic(settings.topic(name)) or ())
+        ]
+        return dict(consumer.end_offsets(partitions))
+    finally:
+        consumer.close()
+
+
+def committed_offsets(settings: Settings) -> dict[TopicPartition, int]:
+    """The worker group's committed offsets on the input topics."""
+    admin = _admin(settings)
+    try:
+        offsets = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot read the offsets of {settings.app_id}: {exc}") from exc
+    finally:
+        admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}

@@ -1,0 +1,157 @@
+"""Integration fixtures: the real local Kafka broker, and workers as real processes.
+
+Every test gets its own topic prefix, ClickHouse database and data dir (so its own embedded
+ClickHouse), and its workers run as `python -m streams worker` subprocesses that a test can
+SIGKILL. Nothing here skips: without a broker the tests fail, loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.cli import local_kafka, run_query, wait_until_idle
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+# Not 9092: a developer's `make demo` broker may be running there.
+TEST_BOOTSTRAP = os.environ.get("POKAZY_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def broker() -> str:
+    """The shared test broker, started if `make test` has not started it already."""
+    settings = Settings(kafka_bootstrap=TEST_BOOTSTRAP, data_dir=ROOT / ".pokazy" / "test")
+    status = local_kafka(settings).up()
+    assert status.answering, f"the test broker on {TEST_BOOTSTRAP} does not answer"
+    return TEST_BOOTSTRAP
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Worker:
+    """One worker process; `kill()` is a SIGKILL, `start()` starts it (again)."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.env['POKAZY_WEB_PORT']}/health"
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"worker exited; log:\n{self.log_tail()}"
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if orjson.loads(response.read()).get("status") == "ok":
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError(f"worker did not start in {timeout}s; log:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Pipeline:
+    """One isolated pipeline: its settings, its environment, and its workers."""
+
+    settings: Settings
+    env: dict[str, str]
+    workers: list[Worker] = field(default_factory=list)
+
+    def worker(self) -> Worker:
+        worker = Worker(dict(self.env), self.settings.data_dir / f"worker-{len(self.workers)}.log")
+        self.workers.append(worker)
+        worker.start()
+        return worker
+
+    def wait_idle(self, timeout: float = 180) -> None:
+        wait_until_idle(self.settings, timeout)
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        columns, rows = run_query(self.settings, sql.replace("{db}", self.database))
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    @property
+    def database(self) -> str:
+        return self.settings.clickhouse_database
+
+
+@pytest.fixture
+def pipeline(broker: str, tmp_path: Path) -> Iterator[Pipeline]:
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("POKAZY_")},
+        "POKAZY_KAFKA_BOOTSTRAP": broker,
+        "POKAZY_TOPIC_PREFIX": f"t{tag}.",
+        "POKAZY_PARTITIONS": "2",
+        "POKAZY_DATA_DIR": str(tmp_path),
+        "POKAZY_CLICKHOUSE_DATABASE": f"t_{tag}",
+        "POKAZY_WEB_PORT": str(free_port()),
+        "POKAZY_SINK_FLUSH_INTERVAL": "0.2",
+        "POKAZY_COMMIT_INTERVAL": "0.5",
+        "POKAZY_KAFKA_SESSION_TIMEOUT": "6",
+        "POKAZY_LOG_LEVEL": "info",
+    }
+    settings = Settings(
+        kafka_bootstrap=broker,
+        topic_prefix=env["POKAZY_TOPIC_PREFIX"],
+        partitions=2,
+        data_dir=tmp_path,
+        clickhouse_database=env["POKAZY_CLICKHOUSE_DATABASE"],
+        web_port=int(env["POKAZY_WEB_PORT"]),
+    )
+    ensure_topics(settings)
+    handle = Pipeline(settings, env)
+    yield handle
+    for worker in handle.workers:
+        worker.stop()

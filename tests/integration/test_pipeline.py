@@ -1,0 +1,179 @@
+"""Bot event → Kafka → faust worker → ClickHouse, on the real broker and embedded ClickHouse."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from streams.codec import default_codec
+from streams.domain.calendar import Period
+from streams.producer import PokazyProducer
+from streams.sample import sample_month
+from tests.integration.conftest import Pipeline
+from tests.integration.expected import actual_readings, expected_views
+
+READINGS_SQL = "SELECT event_id, zone, value, kind, period, local_date FROM {db}.readings"
+
+REGISTRY = [
+    {"type": "MeterInstalled", "account_id": "0000000001", "meter_id": "GAMA-1",
+     "zones": ["day", "night"], "digits": 6, "initial": {"day": 12000, "night": 6500},
+     "installed_on": "2021-03-15", "dso": "dtek-kem"},
+    {"type": "MeterInstalled", "account_id": "0000000002", "meter_id": "NIK-2",
+     "zones": ["total"], "digits": 5, "initial": {"total": 40000}, "installed_on": "2022-01-10"},
+]  # fmt: skip
+
+
+def _submission(account: str, at: str, readings: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "account_id": account,
+        "channel": "viber",
+        "sender_id": "u-77",
+        "submitted_at": at,
+        "readings": readings,
+    }
+
+
+def _publish(pipeline: Pipeline, registry: list[dict], submissions: list[dict]) -> None:
+    with PokazyProducer(pipeline.settings) as producer:
+        for event in registry:
+            producer.publish_registry(event, wait=False)
+    pipeline.wait_idle()
+    with PokazyProducer(pipeline.settings) as producer:
+        for submission in submissions:
+            producer.submit(submission, wait=False)
+
+
+def test_submissions_land_in_readings_rejections_and_replies(pipeline: Pipeline) -> None:
+    pipeline.worker()
+    accepted = _submission(
+        "0000000001", "2023-05-30T09:15:00Z",
+        [{"register": "1.8.2", "value": 12345}, {"register": "T21", "value": 6789}],
+    )  # fmt: skip
+    off_window = _submission(
+        "0000000002", "2023-05-15T10:00:00Z", [{"zone": "total", "value": 40100}]
+    )
+    too_many_digits = _submission(
+        "0000000002", "2023-05-31T10:00:00Z", [{"zone": "total", "value": 401000}]
+    )
+    total_on_two_zone = _submission(
+        "0000000001", "2023-06-01T08:00:00Z", [{"register": "1.8.0", "value": 19000}]
+    )
+    unknown_account = _submission(
+        "9999999999", "2023-06-01T08:00:00Z", [{"zone": "total", "value": 1}]
+    )
+    # 00:30 Kyiv summer time on 1 April 2023 is 21:30 UTC on 31 March: in-window for March.
+    after_midnight = _submission(
+        "0000000002", "2023-03-31T21:30:00Z", [{"zone": "total", "value": 40050}]
+    )
+    _publish(pipeline, REGISTRY, [accepted, off_window, too_many_digits, total_on_two_zone,
+                                  unknown_account, after_midnight])  # fmt: skip
+    junk = KafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap)
+    junk.send(pipeline.settings.topic("readings"), key=b"0000000001", value=b"not avro at all")
+    junk.send(pipeline.settings.topic("readings"), key=b"0000000001", value=b"")
+    junk.flush()
+    junk.close()
+    pipeline.wait_idle()
+
+    readings = pipeline.query(READINGS_SQL + " ORDER BY event_id, zone")
+    assert actual_readings(readings) == {
+        (accepted["event_id"], "day", 12345, "in_window", "2023-05", _d("2023-05-30")),
+        (accepted["event_id"], "night", 6789, "in_window", "2023-05", _d("2023-05-30")),
+        (off_window["event_id"], "total", 40100, "off_window", "2023-05", _d("2023-05-15")),
+        (after_midnight["event_id"], "total", 40050, "in_window", "2023-03", _d("2023-04-01")),
+    }
+    registers = {(r["zone"], r["register"]) for r in pipeline.query(
+        "SELECT zone, register FROM {db}.readings WHERE account_id = '0000000001'")}  # fmt: skip
+    assert registers == {("day", "1.8.2"), ("night", "T21")}
+
+    rejections = pipeline.query("SELECT event_id, reason, value, payload FROM {db}.rejections")
+    reasons = sorted((r["event_id"], r["reason"]) for r in rejections)
+    assert reasons == sorted(
+        [
+            (too_many_digits["event_id"], "TOO_MANY_DIGITS"),
+            (total_on_two_zone["event_id"], "TOTAL_NOT_ACCEPTED"),
+            (unknown_account["event_id"], "UNKNOWN_ACCOUNT"),
+            ("", "MALFORMED"),
+            ("", "MALFORMED"),
+        ]
+    )
+    hashes = pipeline.query("SELECT DISTINCT sender_hash FROM {db}.readings")
+    assert len(hashes) == 1 and "u-77" not in hashes[0]["sender_hash"]
+
+    replies = _replies(pipeline, expected=6)
+    assert replies[accepted["event_id"]]["status"] == "accepted"
+    assert replies[too_many_digits["event_id"]]["status"] == "rejected"
+    assert replies[too_many_digits["event_id"]]["readings"][0]["reason"] == "TOO_MANY_DIGITS"
+    off_window_reply = replies[off_window["event_id"]]["readings"][0]
+    assert off_window_reply["message_en"].endswith("the next window opens on 30 May.")
+    assert "30 травня" in off_window_reply["message_uk"]
+
+
+def test_same_file_twice_gives_no_duplicate_rows(pipeline: Pipeline) -> None:
+    pipeline.worker()
+    month = sample_month(80, Period(2023, 5), seed=11)
+    _publish(pipeline, month.registry, month.submissions)
+    pipeline.wait_idle()
+    _publish(pipeline, month.registry, month.submissions)
+    pipeline.wait_idle()
+
+    expected = expected_views(month.registry, month.submissions)
+    readings = pipeline.query(READINGS_SQL)
+    assert len(readings) == len(expected.readings)
+    assert actual_readings(readings) == expected.readings
+    rejections = pipeline.query("SELECT event_id, reason FROM {db}.rejections")
+    assert len(rejections) == expected.rejection_rows
+    assert {(r["event_id"], r["reason"]) for r in rejections} == expected.rejections
+
+
+def test_worker_killed_mid_file_ends_with_one_row_per_reading(pipeline: Pipeline) -> None:
+    worker = pipeline.worker()
+    month = sample_month(3000, Period(2023, 5), seed=5)
+    _publish(pipeline, month.registry, month.submissions)
+    # SIGKILL as soon as some, but not all, of the file is in ClickHouse.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        landed = pipeline.query("SELECT count() AS n FROM {db}.readings_log")[0]["n"]
+        if landed > 0:
+            break
+        time.sleep(random.uniform(0.05, 0.2))
+    worker.kill()
+    expected = expected_views(month.registry, month.submissions)
+    assert landed < len(expected.readings), "the kill came after the whole file was written"
+    pipeline.worker()
+    pipeline.wait_idle()
+
+    readings = pipeline.query(READINGS_SQL)
+    assert len(readings) == len(expected.readings)
+    assert actual_readings(readings) == expected.readings
+    rejections = pipeline.query("SELECT event_id, reason FROM {db}.rejections")
+    assert len(rejections) == expected.rejection_rows
+
+
+def _replies(pipeline: Pipeline, expected: int) -> dict[str, dict]:
+    consumer = KafkaConsumer(
+        pipeline.settings.topic("replies"),
+        bootstrap_servers=pipeline.settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+    )
+    codec = default_codec()
+    replies: dict[str, dict] = {}
+    for message in consumer:
+        name, datum = codec.decode(message.value)
+        assert name == "pokazy.SubmissionOutcome"
+        assert message.key == datum["account_id"].encode()
+        replies[datum["event_id"]] = datum
+        if len(replies) >= expected:
+            break
+    consumer.close()
+    return replies
+
+
+def _d(text: str):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    return date.fromisoformat(text)

@@ -1,0 +1,253 @@
+"""AccountState <-> bytes (the faust table and its changelog)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.domain.calendar import Period, ReadingKind
+from streams.domain.model import (
+    AccountState,
+    Meter,
+    MeterInstalled,
+    MeterRemoved,
+    ReadingOutcome,
+    Reason,
+    RegisterReading,
+    Rules,
+    Submission,
+    SubmissionOutcome,
+)
+from streams.domain.validation import apply_registry_event, apply_submission
+from streams.domain.zones import SINGLE_ZONE, THREE_ZONE, TWO_ZONE, ZONE_SETS, Zone
+from streams.state import decode_state, encode_state
+
+ACCOUNT = "0123456789"
+NOW = datetime(2023, 7, 13, tzinfo=UTC)
+
+SINGLE = Meter("NIK-2303", SINGLE_ZONE, 5, {Zone.TOTAL: 4200}, date(2023, 7, 12))
+TWO = Meter("GAMA-100200", TWO_ZONE, 6, {Zone.DAY: 12000, Zone.NIGHT: 6500}, date(2021, 3, 15))
+THREE = Meter(
+    "TRI-7", THREE_ZONE, 7, {Zone.PEAK: 1, Zone.HALF_PEAK: 2, Zone.NIGHT: 3}, date(2019, 1, 1), "x"
+)
+TWO_REMOVED = Meter(
+    "GAMA-100200",
+    TWO_ZONE,
+    6,
+    {Zone.DAY: 12000, Zone.NIGHT: 6500},
+    date(2021, 3, 15),
+    removed_on=date(2023, 7, 12),
+    final={Zone.DAY: 15321, Zone.NIGHT: 8012},
+)
+
+
+def submission(event_id: str, at: datetime, *readings: RegisterReading) -> Submission:
+    return Submission(event_id, ACCOUNT, None, "viber", "u-77", at, readings)
+
+
+def lived_state() -> AccountState:
+    """An exchanged meter and a mix of remembered outcomes, built by the domain itself."""
+    state: AccountState | None = None
+    for event in (
+        MeterInstalled(ACCOUNT, TWO),
+        MeterRemoved(ACCOUNT, TWO.meter_id, {Zone.DAY: 15321, Zone.NIGHT: 8012}, date(2023, 7, 12)),
+        MeterInstalled(ACCOUNT, SINGLE),
+    ):
+        state = apply_registry_event(state, event)
+    assert state is not None
+    for s in (
+        # accepted, in-window on the old meter
+        submission(
+            "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+            datetime(2023, 6, 30, 8, tzinfo=UTC),
+            RegisterReading(None, "1.8.2", 15000, "день 15000"),
+            RegisterReading(Zone.NIGHT, None, 7900),
+        ),
+        # partially accepted, off-window on the new meter
+        submission(
+            "1b4e28ba-2fa1-11d2-883f-0016d3cca428",
+            datetime(2023, 7, 12, 22, tzinfo=UTC),
+            RegisterReading(Zone.TOTAL, None, 4300),
+            RegisterReading(None, "1.8.9", -1),
+        ),
+        # whole-submission rejection
+        submission(
+            "not-a-uuid", datetime(2023, 7, 12, 22, tzinfo=UTC), RegisterReading(None, None, 1)
+        ),
+    ):
+        state, _, _ = apply_submission(state, s, now=NOW, rules=Rules())
+    assert state is not None
+    return state
+
+
+STATES = [
+    pytest.param(AccountState(ACCOUNT), id="empty"),
+    pytest.param(AccountState(ACCOUNT, (SINGLE,)), id="single-zone"),
+    pytest.param(AccountState(ACCOUNT, (TWO,)), id="two-zone"),
+    pytest.param(AccountState(ACCOUNT, (THREE,)), id="three-zone-other-dso"),
+    pytest.param(AccountState(ACCOUNT, (TWO_REMOVED,)), id="removed-with-final"),
+    pytest.param(AccountState(ACCOUNT, (TWO_REMOVED, SINGLE)), id="exchange"),
+    pytest.param(lived_state(), id="with-remembered-outcomes"),
+    pytest.param(
+        AccountState(
+            "рахунок-1",
+            (TWO,),
+            (
+                SubmissionOutcome(
+                    "e-1",
+                    "рахунок-1",
+                    (
+                        ReadingOutcome(
+                            0,
+                            Zone.DAY,
+                            "T22",
+                            12345,
+                            meter_id=TWO.meter_id,
+                            kind=ReadingKind.OFF_WINDOW,
+                            period=Period(2023, 6),
+                            local_date=date(2023, 6, 15),
+                            kwh=-12,
+                            flags=("estimate_correction", "rollover"),
+                        ),
+                        ReadingOutcome(
+                            1, None, "Т21", -(2**63), reason=Reason.ZONES_SWAPPED, detail="ніч"
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        id="every-outcome-field",
+    ),
+]
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_round_trip(state: AccountState) -> None:
+    raw = encode_state(state)
+    assert isinstance(raw, bytes)
+    back = decode_state(raw)
+    assert back == state
+    assert encode_state(back) == raw
+
+
+def test_lived_state_remembers_what_a_user_would_see() -> None:
+    state = decode_state(encode_state(lived_state()))
+    assert state.meter_on(date(2023, 7, 11)).meter_id == TWO.meter_id  # type: ignore[union-attr]
+    assert state.meter_on(date(2023, 7, 12)).meter_id == SINGLE.meter_id  # type: ignore[union-attr]
+    first, second, third = state.recent
+    assert [(r.zone, r.kind, str(r.period)) for r in first.readings] == [
+        (Zone.DAY, ReadingKind.IN_WINDOW, "2023-06"),
+        (Zone.NIGHT, ReadingKind.IN_WINDOW, "2023-06"),
+    ]
+    assert [r.reason for r in second.readings] == [None, Reason.UNKNOWN_REGISTER]
+    assert second.readings[0].local_date == date(2023, 7, 13)
+    assert second.readings[0].kind is ReadingKind.OFF_WINDOW
+    assert [(r.position, r.reason) for r in third.readings] == [(-1, Reason.MALFORMED)]
+
+
+def test_decoded_values_have_domain_types() -> None:
+    state = decode_state(encode_state(lived_state()))
+    meter = state.meters[0]
+    assert all(type(z) is Zone for z in meter.zones)
+    assert all(type(z) is Zone for z in meter.initial)
+    assert all(type(z) is Zone for z in (meter.final or {}))
+    row = state.recent[0].readings[0]
+    assert type(row.zone) is Zone
+    assert type(row.kind) is ReadingKind
+    assert type(row.period) is Period
+    assert type(state.recent[1].readings[1].reason) is Reason
+
+
+def test_unknown_keys_from_a_newer_version_are_ignored() -> None:
+    data = orjson.loads(encode_state(lived_state()))
+    data["added_later"] = 1
+    data["meters"][0]["added_later"] = {"x": 1}
+    data["recent"][0]["added_later"] = []
+    assert decode_state(orjson.dumps(data)) == lived_state()
+
+
+def test_a_newer_versions_extra_outcome_field_is_ignored() -> None:
+    data = orjson.loads(encode_state(lived_state()))
+    for outcome in data["recent"]:
+        for row in outcome["readings"]:
+            row.append("added later")
+    assert decode_state(orjson.dumps(data)) == lived_state()
+
+
+def test_removed_meter_with_an_empty_final_round_trips() -> None:
+    state = apply_registry_event(
+        AccountState(ACCOUNT, (TWO,)), MeterRemoved(ACCOUNT, TWO.meter_id, {}, date(2023, 7, 12))
+    )
+    assert decode_state(encode_state(state)) == state
+
+
+# --- property ---------------------------------------------------------------------------------
+
+# Strings as Avro hands them over: valid Unicode, so no lone surrogates.
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+LONGS = st.integers(-(2**63), 2**63 - 1)
+DATES = st.dates(date(2000, 1, 1), date(2100, 12, 31))
+
+
+@st.composite
+def meters(draw: st.DrawFn) -> Meter:
+    zones = draw(st.sampled_from(ZONE_SETS))
+    digits = draw(st.integers(1, 12))
+    readings = st.integers(0, 10**digits - 1)
+    removed_on = draw(st.none() | DATES)
+    return Meter(
+        meter_id=draw(TEXT.filter(str.strip)),
+        zones=zones,
+        digits=digits,
+        initial={z: draw(readings) for z in zones},
+        installed_on=draw(DATES),
+        dso=draw(st.sampled_from(["dtek-kem", "other"])),
+        removed_on=removed_on,
+        final=None if removed_on is None else {z: draw(readings) for z in zones},
+    )
+
+
+@st.composite
+def reading_outcomes(draw: st.DrawFn) -> ReadingOutcome:
+    accepted = draw(st.booleans())
+    return ReadingOutcome(
+        position=draw(st.integers(-1, 2)),
+        zone=draw(st.none() | st.sampled_from(Zone)),
+        register=draw(st.none() | TEXT),
+        value=draw(st.none() | LONGS),
+        reason=None if accepted else draw(st.sampled_from(Reason)),
+        detail=draw(TEXT),
+        meter_id=draw(st.none() | TEXT) if accepted else None,
+        kind=draw(st.none() | st.sampled_from(ReadingKind)),
+        period=draw(st.none() | st.builds(Period, st.integers(2000, 2100), st.integers(1, 12))),
+        local_date=draw(st.none() | DATES),
+        kwh=draw(st.none() | st.integers(-(10**12), 10**12)),
+        flags=tuple(draw(st.lists(st.sampled_from(["rollover", "zero_consumption"]), max_size=2))),
+    )
+
+
+STATES_STRATEGY = st.builds(
+    AccountState,
+    account_id=TEXT,
+    meters=st.lists(meters(), max_size=3).map(tuple),
+    recent=st.lists(
+        st.builds(
+            SubmissionOutcome,
+            event_id=TEXT,
+            account_id=TEXT,
+            readings=st.lists(reading_outcomes(), min_size=1, max_size=3).map(tuple),
+        ),
+        max_size=4,
+    ).map(tuple),
+)
+
+
+@given(STATES_STRATEGY)
+def test_round_trip_property(state: AccountState) -> None:
+    raw = encode_state(state)
+    assert decode_state(raw) == state
+    assert encode_state(decode_state(raw)) == raw
