@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # The test broker runs on its own port and data dir, so a demo broker on 9092 can keep running.
 TEST_ENV := POKAZY_KAFKA_BOOTSTRAP=127.0.0.1:19092 POKAZY_DATA_DIR=.pokazy/test
 
-.PHONY: help install demo test unit integration lint compose-check broker-up broker-down clean
+.PHONY: help install demo test unit integration lint bench compose-check broker-up broker-down clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ lint: install ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check streams tests
 	$(BIN)/ruff format --check streams tests
 	$(BIN)/mypy
+
+bench: install ## Benchmark: throughput, latency, RSS, restarts vs a raw baseline (a few minutes)
+	$(BIN)/pokazy bench --accounts 20000 --json .pokazy/bench.json
 
 compose-check: ## Validate docker-compose.yml with docker-compose 1.29 (installed on first use)
 	@"$$(PYTHON=$(PYTHON) scripts/compose-tool.sh)" --project-directory . -f docker-compose.yml config --quiet && echo "docker-compose.yml is valid"

@@ -18,7 +18,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from streams.errors import BrokerUnavailable, PokazyError
+from streams.report_cli import report_command
 from streams.settings import Settings
+from streams.simulate_cli import simulate_command
 
 app = typer.Typer(
     help="pokazy: meter readings from chat-bots into ClickHouse billing.", no_args_is_help=True
@@ -27,8 +29,12 @@ stack_app = typer.Typer(help="A real local Kafka broker (KRaft, 127.0.0.1).", no
 registry_app = typer.Typer(
     help="Billing master data: meters installed and removed.", no_args_is_help=True
 )
+rejections_app = typer.Typer(
+    help="Rejected submissions, kept with their payloads.", no_args_is_help=True
+)
 app.add_typer(stack_app, name="stack")
 app.add_typer(registry_app, name="registry")
+app.add_typer(rejections_app, name="rejections")
 
 console = Console()
 err = Console(stderr=True)
@@ -139,6 +145,92 @@ def publish(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) 
     _publish(file, "readings")
 
 
+@app.command("close-period")
+def close_period_command(
+    period: Annotated[str, typer.Argument(help="YYYY-MM")],
+    force: Annotated[
+        bool, typer.Option(help="close even though the period's window is still open")
+    ] = False,
+    requested_by: Annotated[str, typer.Option(help="who asks (kept in the log)")] = "cli",
+) -> None:
+    """Close a billing period on every partition (billing only; idempotent)."""
+    from datetime import UTC, datetime
+
+    from streams.domain.calendar import Period, kyiv_date, submission_window
+    from streams.producer import PokazyProducer
+    from streams.topics import ensure_topics
+
+    try:
+        target = Period.parse(period)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    window_ends = submission_window(target)[1]
+    if kyiv_date(datetime.now(UTC)) <= window_ends and not force:
+        raise PokazyError(
+            f"the window of {target} is open until {window_ends} (Kyiv); "
+            "closing now would estimate readings customers may still send (--force to close)"
+        )
+    settings = _settings()
+    ensure_topics(settings)
+    with PokazyProducer(settings) as producer:
+        partitions = producer.request_period_close(target, requested_by)
+    console.print(f"close of {target} requested on {partitions} partitions")
+
+
+@rejections_app.command("replay")
+def rejections_replay(
+    reason: Annotated[str | None, typer.Option(help="only this reason code")] = None,
+    period: Annotated[str | None, typer.Option(help="only this period, YYYY-MM")] = None,
+) -> None:
+    """Re-publish rejected submissions as they were received (e.g. after late master data).
+
+    Each submission goes back once, however many of its readings were rejected, with its own
+    event_id and a replay header: the worker judges a wholly rejected submission again, while
+    one that had any reading accepted stays a duplicate, so replaying twice is harmless.
+    """
+    from kafka import KafkaProducer
+
+    from streams.domain.calendar import Period
+    from streams.domain.model import Reason
+    from streams.worker import REPLAY_HEADER
+
+    settings = _settings()
+    conditions = ["account_id != ''", "event_id != ''"]
+    if reason is not None:
+        if reason not in Reason.__members__:
+            raise typer.BadParameter(f"unknown reason {reason!r}")
+        conditions.append(f"reason = '{reason}'")
+    if period is not None:
+        try:
+            conditions.append(f"period = '{Period.parse(period)}'")
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    _, rows = run_query(
+        settings,
+        "SELECT event_id, any(account_id), any(hex(payload)) "
+        f"FROM {settings.clickhouse_database}.rejections WHERE {' AND '.join(conditions)} "
+        "GROUP BY event_id ORDER BY min(submitted_at), event_id",
+    )
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap.split(","),
+        acks="all",
+        enable_idempotence=True,
+        **settings.kafka_client_options(),
+    )
+    try:
+        for _, account_id, payload in rows:
+            producer.send(
+                settings.topic("readings"),
+                key=str(account_id).encode(),
+                value=bytes.fromhex(str(payload)),
+                headers=[(REPLAY_HEADER, b"1")],
+            )
+        producer.flush()
+    finally:
+        producer.close()
+    console.print(f"re-published {len(rows)} rejected submissions")
+
+
 def wait_until_idle(settings: Settings, timeout: float) -> None:
     """Block until every message published before the call is processed and in ClickHouse.
 
@@ -224,12 +316,43 @@ def sql(
 
 @app.command()
 def demo(
-    accounts: Annotated[int, typer.Option(help="accounts in the sample")] = 60,
+    accounts: Annotated[int, typer.Option(help="simulated households")] = 3000,
+    months: Annotated[int, typer.Option(help="simulated months, from March 2023")] = 3,
 ) -> None:
-    """The main job end to end on the embedded default: broker, worker, sample month, results."""
+    """The main job end to end on the embedded default: simulate, process, close, report."""
     from streams.demo import run_demo
 
-    run_demo(_settings(), accounts=accounts, console=console)
+    run_demo(_settings(), accounts=accounts, months=months, console=console)
+
+
+app.command("simulate")(simulate_command)
+app.command("report")(report_command)
+
+
+@app.command()
+def bench(
+    accounts: Annotated[int, typer.Option(help="meters in the registry")] = 20_000,
+    submissions: Annotated[
+        int | None, typer.Option(help="throughput-phase submissions (default: one per account)")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="worker processes in the throughput phase")] = 1,
+    latency_rate: Annotated[float, typer.Option(help="readings/s in the latency phase")] = 1000.0,
+    latency_seconds: Annotated[float, typer.Option(help="length of the latency phase, s")] = 20.0,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", dir_okay=False, help="also write every figure here")
+    ] = None,
+) -> None:
+    """The benchmark: throughput, latency, memory, state and restarts, against a raw baseline."""
+    from streams.bench import BenchOptions, run_bench
+
+    options = BenchOptions(
+        accounts=accounts,
+        submissions=submissions,
+        workers=workers,
+        latency_rate=latency_rate,
+        latency_seconds=latency_seconds,
+    )
+    run_bench(_settings(), options, console=console, json_path=json_file)
 
 
 def main() -> None:

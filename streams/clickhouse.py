@@ -68,9 +68,11 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ...]:
 class ClickHouse:
     """A connected client bound to pokazy's database."""
 
-    def __init__(self, dsn: str, database: str) -> None:
+    def __init__(self, dsn: str, database: str, *, fault_flag: Path | None = None) -> None:
         self.database = database
         self.display = mask_url(dsn)
+        # Outage drills: while this file exists, every insert fails as if ClickHouse were down.
+        self.fault_flag = fault_flag
         try:
             self._client = clickhouse_connect.get_client(dsn=dsn)
         except ClickHouseError as exc:
@@ -109,6 +111,8 @@ class ClickHouse:
 
     def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str]) -> None:
         """Insert column-oriented data into a table of pokazy's database."""
+        if self.fault_flag is not None and self.fault_flag.exists():
+            raise ClickHouseUnavailable(f"injected outage ({self.fault_flag} exists)")
         with _translated_errors(self.display):
             self._client.insert(
                 table,

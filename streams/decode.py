@@ -6,10 +6,12 @@ MALFORMED rejection that keeps the raw payload.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from streams.codec import AvroCodec, default_codec
@@ -24,6 +26,8 @@ from streams.domain.model import (
 from streams.domain.zones import DEFAULT_DSO, Zone, is_valid_zone_set
 from streams.errors import DecodeError
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 READING_SUBMITTED = "pokazy.ReadingSubmitted"
 METER_INSTALLED = "pokazy.MeterInstalled"
 METER_REMOVED = "pokazy.MeterRemoved"
@@ -33,11 +37,23 @@ SUBMISSION_OUTCOME = "pokazy.SubmissionOutcome"
 
 @dataclass(frozen=True, slots=True)
 class PeriodCloseRequested:
-    """Billing's command to close a period, delivered to every partition."""
+    """Billing's command to close a period, delivered to every partition of the readings."""
 
     period: Period
     requested_at: datetime
     requested_by: str
+    signature: str = ""
+
+    def signed_text(self) -> bytes:
+        millis = (self.requested_at - _EPOCH) // timedelta(milliseconds=1)
+        return f"{self.period}|{millis}|{self.requested_by}".encode()
+
+    def sign(self, key: bytes) -> str:
+        """The hex HMAC-SHA256 that proves billing sent the request."""
+        return hmac.new(key, self.signed_text(), hashlib.sha256).hexdigest()
+
+    def signed_by(self, key: bytes) -> bool:
+        return hmac.compare_digest(self.sign(key), self.signature)
 
 
 Inbound = Submission | MeterInstalled | MeterRemoved | PeriodCloseRequested
@@ -55,7 +71,10 @@ def decode_inbound(payload: bytes, codec: AvroCodec | None = None) -> Inbound:
             return _removed(datum)
         if name == PERIOD_CLOSE_REQUESTED:
             return PeriodCloseRequested(
-                Period.parse(datum["period"]), _utc(datum["requested_at"]), datum["requested_by"]
+                Period.parse(datum["period"]),
+                _utc(datum["requested_at"]),
+                datum["requested_by"],
+                datum.get("signature") or "",
             )
     except (KeyError, ValueError, TypeError) as exc:
         raise DecodeError(f"{name} carries an impossible value: {exc}") from exc

@@ -1,8 +1,9 @@
-"""`pokazy demo`: the whole path on the embedded default, from a bot's submission to ClickHouse.
+"""`pokazy demo`: the main job end to end on the embedded default.
 
-Starts what is not running (the local broker, one worker), publishes a sample registry and a
-month of submissions, waits until all of it is queryable, prints what landed, and stops only
-what it started.
+Simulates a few thousand households over several months, runs them through the local broker
+and one worker into embedded ClickHouse, closes each period once its window is over, prints
+the billing report and writes its chart. It starts what is not running and stops only what it
+started.
 """
 
 from __future__ import annotations
@@ -13,79 +14,111 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
+from kafka import KafkaProducer
 from rich.console import Console
-from rich.table import Table
+from rich.progress import Progress
 
-from streams.domain.calendar import Period
+from streams.domain.calendar import Period, kyiv_date, submission_window
 from streams.errors import PokazyError
-from streams.sample import sample_month
 from streams.settings import Settings
 
-DEMO_PERIOD = Period(2023, 5)  # the month of the press release: window 30 May - 3 June 2023
-
-SUMMARY_QUERIES = {
-    "Accepted readings by period, kind and zone": """
-        SELECT period, kind, zone, count() AS readings, uniqExact(account_id) AS accounts
-        FROM {db}.readings GROUP BY period, kind, zone ORDER BY period, kind, zone""",
-    "Rejections by reason": """
-        SELECT reason, count() AS rejections FROM {db}.rejections
-        GROUP BY reason ORDER BY rejections DESC, reason""",
-    "Submissions per local day and channel": """
-        SELECT local_date, channel, uniqExact(event_id) AS submissions
-        FROM {db}.readings GROUP BY local_date, channel ORDER BY local_date, channel""",
-}
+DEMO_START = Period(2023, 3)  # March to May 2023: the window of the press release, 30 May - 3 June
 
 
-def run_demo(settings: Settings, *, accounts: int, console: Console) -> None:
+def run_demo(settings: Settings, *, accounts: int, months: int, console: Console) -> None:
     from streams.cli import local_kafka, run_query, wait_until_idle
     from streams.producer import PokazyProducer
+    from streams.report import build_report, render_report, write_chart
+    from streams.simulate import simulate, write_simulation
     from streams.topics import ensure_topics
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    out = settings.data_dir / "demo"
+    out.mkdir(parents=True, exist_ok=True)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("simulating households", total=accounts)
+        sim = simulate(
+            accounts, months, seed=2023, start=DEMO_START, progress=lambda n: bar.advance(task, n)
+        )
+    files = write_simulation(sim, out)
+    console.print(
+        f"simulated {accounts} households over {months} months: {len(sim.submissions)} "
+        f"submissions, {len(sim.malformed)} malformed messages ({files.submissions.parent})"
+    )
     broker = local_kafka(settings)
     started_broker = not broker.status().answering
     if started_broker:
         console.print("starting the local Kafka broker (the first run fetches its jars)…")
-    status = broker.up()
-    console.print(f"Kafka {status.version} on {status.bootstrap}")
+    console.print(f"Kafka {broker.up().version} on {settings.kafka_bootstrap}")
     ensure_topics(settings)
     worker, log_path = _start_worker(settings)
     try:
         _wait_for_worker(settings, worker, log_path)
         console.print(f"worker running (pid {worker.pid}, log {log_path})")
-        month = sample_month(accounts, DEMO_PERIOD)
-        with PokazyProducer(settings) as producer:
-            for event in month.registry:
-                producer.publish_registry(event, wait=False)
-            producer.flush()
-            # Master data first: a reading judged before its meter is known is UNKNOWN_ACCOUNT.
-            wait_until_idle(settings, timeout=300)
-            for submission in month.submissions:
-                producer.submit(submission, wait=False)
-        console.print(
-            f"published {len(month.registry)} meters and {len(month.submissions)} submissions "
-            f"for {DEMO_PERIOD}"
-        )
         started = time.monotonic()
-        wait_until_idle(settings, timeout=300)
+        with PokazyProducer(settings) as producer:
+            for line in sim.registry:
+                producer.publish_registry(orjson.loads(line), wait=False)
+        # Master data first: a reading judged before its meter is known is UNKNOWN_ACCOUNT.
+        wait_until_idle(settings, timeout=600)
+        submissions = [orjson.loads(line) for line in sim.submissions]
+        for period in sim.closes:
+            due = [s for s in submissions if _local_date(s) <= submission_window(period)[1]]
+            submissions = submissions[len(due) :]
+            with PokazyProducer(settings) as producer:
+                for submission in due:
+                    producer.submit(submission, wait=False)
+            wait_until_idle(settings, timeout=600)
+            with PokazyProducer(settings) as producer:
+                producer.request_period_close(period, "demo")
+            wait_until_idle(settings, timeout=600)
+            console.print(f"{period}: {len(due)} submissions processed, period closed")
+        _publish_malformed(settings, sim.malformed)
+        wait_until_idle(settings, timeout=600)
         console.print(f"all of it queryable in ClickHouse after {time.monotonic() - started:.1f}s")
-        for title, query in SUMMARY_QUERIES.items():
-            columns, rows = run_query(settings, query.format(db=settings.clickhouse_database))
-            table = Table(*columns, title=title)
-            for row in rows:
-                table.add_row(*(str(v) for v in row))
-            console.print(table)
+        report = build_report(
+            lambda sql: run_query(settings, sql), settings.clickhouse_database, None
+        )
+        render_report(report, console)
+        chart = out / "pokazy-report.png"
+        write_chart(report, chart)
     finally:
         _stop(worker)
         if started_broker:
             broker.down()
     console.print(
-        f"\nThe data stays in {settings.clickhouse_display}. Query it with, for example:\n"
-        f'  pokazy sql "SELECT * FROM {settings.clickhouse_database}.rejections LIMIT 10"'
+        f"\nThe chart is {chart}. The data stays in {settings.clickhouse_display}; "
+        "query it with, for example:\n"
+        f'  pokazy sql "SELECT * FROM {settings.clickhouse_database}.billing_monthly"\n'
+        f"  pokazy report --period {sim.closes[-1]} --png report.png"
     )
+
+
+def _local_date(submission: dict[str, Any]) -> Any:
+    return kyiv_date(datetime.fromisoformat(str(submission["submitted_at"]).replace("Z", "+00:00")))
+
+
+def _publish_malformed(settings: Settings, lines: list[bytes]) -> None:
+    """What a buggy or hostile client sends: raw bytes the SDK would refuse."""
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap.split(","), **settings.kafka_client_options()
+    )
+    try:
+        for line in lines:
+            message = orjson.loads(line)
+            key = message.get("key")
+            producer.send(
+                settings.topic("readings"),
+                key=key.encode() if key else None,
+                value=bytes.fromhex(message["value_hex"]),
+            )
+        producer.flush()
+    finally:
+        producer.close()
 
 
 def _start_worker(settings: Settings) -> tuple[subprocess.Popen[bytes], Path]:

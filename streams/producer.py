@@ -25,6 +25,7 @@ from streams.decode import (
     METER_REMOVED,
     PERIOD_CLOSE_REQUESTED,
     READING_SUBMITTED,
+    PeriodCloseRequested,
     submission_from_datum,
 )
 from streams.domain.calendar import Period
@@ -112,16 +113,23 @@ class PokazyProducer:
     def request_period_close(self, period: Period, requested_by: str) -> int:
         """Ask every partition's worker to close `period`; returns the number of partitions.
 
-        The command goes to the registry topic, which only billing may write, and to every
-        partition of it, so each account's close happens in order with its own events.
+        The request goes to every partition of the readings topic, so each account's close is
+        in order with its readings; it is signed with the control key, which bots do not have,
+        and workers obey only signed requests.
         """
-        topic = self.settings.topic("registry")
+        topic = self.settings.topic("readings")
+        now = datetime.now(UTC)
+        # Avro keeps milliseconds: sign exactly what the worker will read back.
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        request = PeriodCloseRequested(period, now, requested_by)
+        signature = request.sign(self.settings.control_key.get_secret_value().encode())
         payload = self.codec.encode(
             PERIOD_CLOSE_REQUESTED,
             {
                 "period": str(period),
-                "requested_at": datetime.now(UTC),
+                "requested_at": request.requested_at,
                 "requested_by": requested_by,
+                "signature": signature,
             },
         )
         partitions = sorted(self._producer.partitions_for(topic))

@@ -47,7 +47,8 @@ def sample_month(accounts: int, period: Period, seed: int = 7) -> SampleMonth:
                 "zones": zones,
                 "digits": digits,
                 "initial": initial,
-                "installed_on": str(period.shift(-rng.randrange(1, 36)).first_day),
+                # Installed in the first days of the month, so its close is the first one.
+                "installed_on": str(period.first_day + timedelta(days=rng.randrange(0, 3))),
                 "dso": "dtek-kem",
             }
         )

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.errors import ConfigError
 
 DEVELOPMENT_SENDER_HASH_KEY = "pokazy-development-key"
+DEVELOPMENT_CONTROL_KEY = "pokazy-development-control-key"
 
 _TOPIC_PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]*$")
 _DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -42,6 +43,8 @@ class Settings(BaseSettings):
     clickhouse_database: str = "pokazy"
 
     sender_hash_key: SecretStr = SecretStr(DEVELOPMENT_SENDER_HASH_KEY)
+    # Billing signs period-close requests with it; workers obey only signed ones.
+    control_key: SecretStr = SecretStr(DEVELOPMENT_CONTROL_KEY)
 
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_bind: str = "127.0.0.1"
@@ -55,6 +58,14 @@ class Settings(BaseSettings):
     # the time a SIGKILLed worker's partitions stay unprocessed.
     kafka_session_timeout: float = Field(default=10.0, ge=6, le=300)
     table_store: str = "memory://"
+    # Outage drills: while this file exists, the worker's ClickHouse inserts fail.
+    fault_clickhouse_flag: Path | None = None
+    # /health turns 503 when input waits and nothing was completed for this long.
+    stall_timeout: float = Field(default=120.0, gt=0)
+    # Close each period automatically once its window has ended (checked on the leader
+    # worker every `auto_close_check_interval` seconds, by Kyiv local date; no cron involved).
+    auto_close: bool = False
+    auto_close_check_interval: float = Field(default=3600.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("topic_prefix")
@@ -87,14 +98,21 @@ class Settings(BaseSettings):
 
     def check_production(self) -> None:
         """Refuse the development defaults where they would leak or mislead in production."""
-        if (
-            self.environment == "production"
-            and self.sender_hash_key.get_secret_value() == DEVELOPMENT_SENDER_HASH_KEY
-        ):
-            raise ConfigError(
-                "POKAZY_SENDER_HASH_KEY must be set in production: the development key "
-                "would make chat ids recoverable"
+        if self.environment != "production":
+            return
+        problems = []
+        if self.sender_hash_key.get_secret_value() == DEVELOPMENT_SENDER_HASH_KEY:
+            problems.append(
+                "POKAZY_SENDER_HASH_KEY must be set: the development key would make chat ids "
+                "recoverable"
             )
+        if self.control_key.get_secret_value() == DEVELOPMENT_CONTROL_KEY:
+            problems.append(
+                "POKAZY_CONTROL_KEY must be set: with the development key anyone could close "
+                "a billing period"
+            )
+        if problems:
+            raise ConfigError("in production, " + "; ".join(problems))
 
     def topic(self, name: str) -> str:
         """The full name of one of pokazy's topics (readings, registry, replies)."""

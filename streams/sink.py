@@ -24,8 +24,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from streams.clickhouse import ClickHouse
 from streams.domain.calendar import Period, kyiv_date
+from streams.domain.closing import BillingLine
 from streams.domain.model import Submission, SubmissionOutcome
-from streams.errors import PokazyError
+from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ READING_COLUMNS = (
 REJECTION_COLUMNS = (
     "row_key", "event_id", "account_id", "zone", "register", "value", "reason", "detail",
     "channel", "sender_hash", "submitted_at", "period", "payload", "rejected_at",
+)  # fmt: skip
+
+BILLING_COLUMNS = (
+    "account_id", "meter_id", "period", "zone", "basis", "start_reading", "end_reading", "kwh",
+    "days", "flags", "closed_at",
 )  # fmt: skip
 
 Row = tuple[Any, ...]
@@ -109,6 +115,26 @@ def rejection_rows(
     ]
 
 
+def billing_rows(lines: Sequence[BillingLine], closed_at: datetime) -> list[Row]:
+    """One `billing` row per closed meter zone."""
+    return [
+        (
+            line.account_id,
+            line.meter_id,
+            str(line.closed.period),
+            str(line.zone),
+            str(line.closed.basis),
+            line.start_reading,
+            line.end_reading,
+            line.closed.kwh,
+            line.closed.days,
+            [str(f) for f in line.closed.flags],
+            closed_at,
+        )
+        for line in lines
+    ]
+
+
 def undecodable_row(
     payload: bytes, detail: str, now: datetime, *, reason: str = "MALFORMED"
 ) -> Row:
@@ -127,22 +153,29 @@ def _columns(rows: Sequence[Row], width: int) -> list[list[Any]]:
 class ClickHouseSink:
     """Buffers rows and inserts them, retrying with backoff until ClickHouse takes them."""
 
-    def __init__(self, clickhouse: ClickHouse) -> None:
+    def __init__(self, clickhouse: ClickHouse, metrics: Metrics | None = None) -> None:
         self.clickhouse = clickhouse
+        self.metrics = metrics or Metrics()
         # chdb is in-process and blocking: every call runs on this one thread, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._readings: list[Row] = []
         self._rejections: list[Row] = []
-        self.last_insert_at: float | None = None
-        self.failures = 0
+        self._billing: list[Row] = []
 
     @property
     def pending_rows(self) -> int:
-        return len(self._readings) + len(self._rejections)
+        return len(self._readings) + len(self._rejections) + len(self._billing)
 
-    def add(self, readings: Sequence[Row] = (), rejections: Sequence[Row] = ()) -> None:
+    def add(
+        self,
+        readings: Sequence[Row] = (),
+        rejections: Sequence[Row] = (),
+        billing: Sequence[Row] = (),
+    ) -> None:
         self._readings.extend(readings)
         self._rejections.extend(rejections)
+        self._billing.extend(billing)
+        self.metrics.sink_pending_rows.set(self.pending_rows)
 
     async def call(self, fn: Callable[[], T]) -> T:
         """Run a ClickHouse call on the ClickHouse thread."""
@@ -152,26 +185,32 @@ class ClickHouseSink:
         """Insert everything buffered; returns only when it is all in ClickHouse."""
         await self._insert("readings_log", READING_COLUMNS, self._readings)
         await self._insert("rejections_log", REJECTION_COLUMNS, self._rejections)
+        await self._insert("billing_log", BILLING_COLUMNS, self._billing)
 
     async def _insert(self, table: str, names: Sequence[str], rows: list[Row]) -> None:
         if not rows:
             return
         columns = _columns(rows, len(names))
-        # Retry forever: dropping rows would lose readings, and the unacknowledged messages
-        # behind them hold the partition's offset where it is until ClickHouse is back.
+        # Retry forever, whatever the error: dropping rows would lose readings, and the
+        # unacknowledged messages behind them hold the partition's offset where it is until
+        # ClickHouse takes them. The health endpoint turns unhealthy while this lasts.
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(PokazyError),
+            retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=0.2, max=30),
             before_sleep=self._log_retry,
             reraise=True,
         ):
             with attempt:
+                started = time.monotonic()
                 await self.call(lambda: self.clickhouse.insert(table, columns, names))
+        self.metrics.sink_insert_seconds.observe(time.monotonic() - started)
+        self.metrics.sink_batch_rows.observe(len(rows))
+        self.metrics.sink_last_insert.set(time.time())
         rows.clear()
-        self.last_insert_at = time.time()
+        self.metrics.sink_pending_rows.set(self.pending_rows)
 
     def _log_retry(self, state: Any) -> None:
-        self.failures += 1
+        self.metrics.sink_retries.inc()
         log.error(
             "ClickHouse insert failed (attempt %d), retrying in %.1fs: %s",
             state.attempt_number,

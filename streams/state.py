@@ -6,14 +6,15 @@ format is explicit and readable, and unknown keys from a newer version are ignor
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 
+from streams.domain.account import AccountState
 from streams.domain.calendar import Period, ReadingKind
+from streams.domain.ledger import Basis, ClosedPeriod, Flag, Mark, MeterLedger, ZoneLedger
 from streams.domain.model import (
-    AccountState,
     Meter,
     ReadingOutcome,
     Reason,
@@ -27,6 +28,11 @@ def encode_state(state: AccountState) -> bytes:
         {
             "account_id": state.account_id,
             "meters": [_meter(m) for m in state.meters],
+            "ledgers": {
+                meter_id: {str(zone): _zone_ledger(z) for zone, z in ledger.zones.items()}
+                for meter_id, ledger in state.ledgers.items()
+            },
+            "closed_through": str(state.closed_through) if state.closed_through else None,
             "recent": [_outcome(o) for o in state.recent],
         }
     )
@@ -37,7 +43,67 @@ def decode_state(raw: bytes) -> AccountState:
     return AccountState(
         account_id=data["account_id"],
         meters=tuple(_meter_from(m) for m in data["meters"]),
+        ledgers={
+            meter_id: MeterLedger(
+                meter_id, {Zone(zone): _zone_ledger_from(z) for zone, z in zones.items()}
+            )
+            for meter_id, zones in data.get("ledgers", {}).items()
+        },
+        closed_through=Period.parse(data["closed_through"]) if data.get("closed_through") else None,
         recent=tuple(_outcome_from(o) for o in data["recent"]),
+    )
+
+
+# Ledgers are the bulk of the state: compact positional lists, documented here.
+# closed: [period, basis, start, end, days, actual, actual_on, [flags], closed_by]
+# in/off: [period, value, on, submitted_at in epoch milliseconds]
+
+
+def _zone_ledger(ledger: ZoneLedger) -> dict[str, Any]:
+    return {
+        "c": [
+            [str(c.period), str(c.basis), c.start, c.end, c.days, c.actual,
+             c.actual_on.isoformat(), [str(f) for f in c.flags], str(c.closed_by)]
+            for c in ledger.closed
+        ],
+        "i": [_mark(p, m) for p, m in ledger.in_window],
+        "o": [_mark(p, m) for p, m in ledger.off_window],
+    }  # fmt: skip
+
+
+def _mark(period: Period, mark: Mark) -> list[Any]:
+    millis = (mark.submitted_at - _EPOCH) // timedelta(milliseconds=1)
+    return [str(period), mark.value, mark.on.isoformat(), millis]
+
+
+def _zone_ledger_from(data: dict[str, Any]) -> ZoneLedger:
+    closed = tuple(
+        ClosedPeriod(
+            period=Period.parse(c[0]),
+            basis=Basis(c[1]),
+            start=c[2],
+            end=c[3],
+            days=c[4],
+            actual=c[5],
+            actual_on=date.fromisoformat(c[6]),
+            flags=tuple(Flag(f) for f in c[7]),
+            closed_by=Period.parse(c[8]),
+        )
+        for c in data["c"]
+    )
+    return ZoneLedger(closed, _marks_from(data["i"]), _marks_from(data["o"]))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _marks_from(items: list[list[Any]]) -> tuple[tuple[Period, Mark], ...]:
+    return tuple(
+        (
+            Period.parse(p),
+            Mark(value, date.fromisoformat(on), _EPOCH + timedelta(milliseconds=ms)),
+        )
+        for p, value, on, ms in items
     )
 
 
@@ -87,6 +153,8 @@ def _outcome(outcome: SubmissionOutcome) -> dict[str, Any]:
                 r.local_date.isoformat() if r.local_date else None,
                 r.kwh,
                 list(r.flags),
+                r.baseline,
+                r.unwrapped,
             ]
             for r in outcome.readings
         ],
@@ -109,7 +177,9 @@ def _outcome_from(data: dict[str, Any]) -> SubmissionOutcome:
             day,
             kwh,
             flags,
-        ) = row[:12]  # a newer version may append items; this one ignores them
+            baseline,
+            unwrapped,
+        ) = (*row, None, None)[:14]  # older versions wrote 12 items, newer may add more
         readings.append(
             ReadingOutcome(
                 position=position,
@@ -124,6 +194,8 @@ def _outcome_from(data: dict[str, Any]) -> SubmissionOutcome:
                 local_date=date.fromisoformat(day) if day else None,
                 kwh=kwh,
                 flags=tuple(flags),
+                baseline=baseline,
+                unwrapped=unwrapped,
             )
         )
     return SubmissionOutcome(data["event_id"], data["account_id"], tuple(readings))

@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,18 +33,23 @@ from typing import Any
 import faust
 import orjson
 from faust.web import Request, Response, View
+from kafka.partitioner.default import murmur2
 
+from streams import faust_fixes
 from streams.clickhouse import ClickHouse, QueryRejected
 from streams.codec import AvroCodec, default_codec
 from streams.decode import (
+    PERIOD_CLOSE_REQUESTED,
     SUBMISSION_OUTCOME,
     Inbound,
     PeriodCloseRequested,
     decode_inbound,
 )
+from streams.domain.account import AccountState
+from streams.domain.calendar import kyiv_date, latest_closable_period
+from streams.domain.closing import close_period
 from streams.domain.messages import reading_message, submission_message
 from streams.domain.model import (
-    AccountState,
     MeterInstalled,
     MeterRemoved,
     OutcomeStatus,
@@ -53,9 +59,11 @@ from streams.domain.model import (
 )
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.errors import DecodeError, PokazyError
+from streams.metrics import CONTENT_TYPE
 from streams.settings import Settings
 from streams.sink import (
     ClickHouseSink,
+    billing_rows,
     reading_rows,
     rejection_rows,
     sender_hash,
@@ -67,6 +75,10 @@ log = logging.getLogger(__name__)
 
 # Not a domain reason: the worker failed on a message because of a defect of its own.
 INTERNAL_ERROR = "INTERNAL_ERROR"
+# Not a domain reason either: a control event (a period close) that billing did not sign.
+UNAUTHORIZED = "UNAUTHORIZED"
+# Kafka header `rejections replay` sets on the submissions it re-publishes.
+REPLAY_HEADER = "pokazy-replay"
 
 Clock = Callable[[], datetime]
 
@@ -86,6 +98,7 @@ class Pipeline:
     codec: AvroCodec = field(default_factory=default_codec)
     rules: Rules = field(default_factory=Rules)
     clock: Clock = utc_now
+    guard: faust_fixes.DeliveryGuard | None = None
     _pending: list[tuple[Any, Any]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _oldest_pending: float | None = None
@@ -93,8 +106,14 @@ class Pipeline:
     async def handle(self, stream: Any, event: Any) -> None:
         """Process one message; never raises (an escaping error would drop the message)."""
         async with self._lock:
+            if self.guard is not None:
+                self.guard.admit(event.message)
             try:
-                await self._process(event.key, event.value)
+                message = event.message
+                replayed = REPLAY_HEADER in _header_names(message.headers)
+                await self._process(
+                    event.key, event.value, message.topic, message.partition, replayed
+                )
             except Exception as exc:
                 # A defect, not bad input (bad input is a rejection with a reason code). The
                 # message is kept in `rejections` as INTERNAL_ERROR with its payload, to be
@@ -133,15 +152,25 @@ class Pipeline:
         pending, self._pending, self._oldest_pending = self._pending, [], None
         for stream, event in pending:
             await stream.ack(event)
+        self.sink.metrics.progressed()
 
-    async def _process(self, key: bytes | None, payload: bytes | None) -> None:
+    async def _process(
+        self,
+        key: bytes | None,
+        payload: bytes | None,
+        topic: str,
+        partition: int,
+        replayed: bool = False,
+    ) -> None:
         now = self.clock()
         raw = payload or b""
         try:
             inbound = decode_inbound(raw, self.codec)
         except DecodeError as exc:
+            self.sink.metrics.messages.labels("undecodable").inc()
             self.sink.add(rejections=[undecodable_row(raw, str(exc), now)])
             return
+        self.sink.metrics.messages.labels(type(inbound).__name__).inc()
         if _account_of(inbound) is not None and key != _account_of(inbound).encode():  # type: ignore[union-attr]
             # State lives on the partition of the message key; a message keyed by anything but
             # its account would judge (and write) outside that account's state.
@@ -150,17 +179,60 @@ class Pipeline:
             )
             return
         if isinstance(inbound, Submission):
-            await self._submission(inbound, raw, now)
+            await self._submission(inbound, raw, now, replayed)
         elif isinstance(inbound, MeterInstalled | MeterRemoved):
             state = self._state(inbound.account_id)
             self._store(inbound.account_id, state, apply_registry_event(state, inbound))
         elif isinstance(inbound, PeriodCloseRequested):
-            log.info("period close %s requested by %s", inbound.period, inbound.requested_by)
+            if topic != self.settings.topic("readings") or not inbound.signed_by(
+                self.settings.control_key.get_secret_value().encode()
+            ):
+                log.warning("refused an unsigned close of %s on %s", inbound.period, topic)
+                detail = "a period close without a valid billing signature"
+                self.sink.add(rejections=[undecodable_row(raw, detail, now, reason=UNAUTHORIZED)])
+                return
+            await self._close(inbound, partition)
 
-    async def _submission(self, submission: Submission, raw: bytes, now: datetime) -> None:
+    async def _close(self, request: PeriodCloseRequested, partition: int) -> None:
+        """Close the period for every account on this partition, in order with its events.
+
+        The request arrives on every partition of the readings topic; each worker closes the
+        accounts whose state lives on the request's partition (a table write goes to the
+        changelog partition of the current event, so only those keys may be written here).
+        Rows are flushed as they pile up; the request itself is acknowledged only after the
+        last of them is written, so a crash mid-close replays the request, which re-emits the
+        closes already made and finishes the rest.
+        """
+        started = asyncio.get_running_loop().time()
+        accounts = lines = 0
+        for key, raw in list(self.accounts.items()):
+            if account_partition(key, self.settings.partitions) != partition:
+                continue
+            state = decode_state(raw)
+            closed, billing = close_period(state, request.period)
+            self._store(state.account_id, state, closed)
+            self.sink.add(billing=billing_rows(billing, request.requested_at))
+            accounts += 1
+            lines += len(billing)
+            self.sink.metrics.billing_lines.inc(len(billing))
+            if self.sink.pending_rows >= self.settings.sink_batch_rows:
+                await self.sink.flush()
+        log.info(
+            "closed %s on partition %d: %d accounts, %d billing lines in %.1fs (requested by %s)",
+            request.period,
+            partition,
+            accounts,
+            lines,
+            asyncio.get_running_loop().time() - started,
+            request.requested_by,
+        )
+
+    async def _submission(
+        self, submission: Submission, raw: bytes, now: datetime, replayed: bool
+    ) -> None:
         state = self._state(submission.account_id)
         new_state, outcome, duplicate = apply_submission(
-            state, submission, now=now, rules=self.rules
+            state, submission, now=now, rules=self.rules, replayed=replayed
         )
         self._store(submission.account_id, state, new_state)
         hashed = sender_hash(
@@ -174,6 +246,9 @@ class Pipeline:
             readings=reading_rows(submission, outcome, hashed, now),
             rejections=rejection_rows(submission, outcome, hashed, raw, now),
         )
+        for reading in outcome.readings:
+            verdict = "duplicate" if duplicate else "accepted" if reading.accepted else "rejected"
+            self.sink.metrics.readings.labels(verdict, reading.reason or "").inc()
         await self._reply(outcome, duplicate, now)
 
     async def _reply(self, outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> None:
@@ -212,6 +287,36 @@ class Pipeline:
         )
         await self.replies.send(key=outcome.account_id.encode(), value=payload)
 
+    async def close_due_period(self, readings: Any) -> None:
+        """Request the close of the latest period whose window has ended, unless billed.
+
+        Runs on the leader only. Whether the period is billed is read from ClickHouse, so a
+        restarted leader does not ask twice; asking twice would still change nothing.
+        """
+        period = latest_closable_period(kyiv_date(self.clock()))
+        database = self.settings.clickhouse_database
+        billed = await self.sink.call(
+            lambda: self.sink.clickhouse.query(
+                f"SELECT count() FROM {database}.billing_log WHERE period = '{period}'"
+            )
+        )
+        if billed.rows[0][0]:
+            return
+        now = self.clock().replace(microsecond=0)
+        request = PeriodCloseRequested(period, now, "auto-close")
+        payload = self.codec.encode(
+            PERIOD_CLOSE_REQUESTED,
+            {
+                "period": str(period),
+                "requested_at": now,
+                "requested_by": request.requested_by,
+                "signature": request.sign(self.settings.control_key.get_secret_value().encode()),
+            },
+        )
+        for partition in range(self.settings.partitions):
+            await readings.send(value=payload, partition=partition)
+        log.info("requested the automatic close of %s", period)
+
     def _state(self, account_id: str) -> AccountState | None:
         raw = self.accounts.get(account_id.encode())
         return decode_state(raw) if raw is not None else None
@@ -221,8 +326,19 @@ class Pipeline:
             self.accounts[account_id.encode()] = encode_state(new)
 
 
+def account_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as the SDK uses) gives a key."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
 def _account_of(inbound: Inbound) -> str | None:
     return None if isinstance(inbound, PeriodCloseRequested) else inbound.account_id
+
+
+def _header_names(headers: Any) -> set[str]:
+    """Header names, whether the driver gives a mapping or (name, value) pairs."""
+    names = headers.keys() if isinstance(headers, Mapping) else (k for k, _ in headers or ())
+    return {k.decode() if isinstance(k, bytes) else str(k) for k in names}
 
 
 def _where(event: Any) -> tuple[str, int, int]:
@@ -241,6 +357,8 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.topic_replication,
         processing_guarantee="at_least_once",
+        # Changelog writes and replies go out in batches rather than a request each.
+        producer_linger=0.02,
         broker_commit_interval=settings.commit_interval,
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=settings.kafka_session_timeout / 5,
@@ -271,13 +389,19 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
         value_type=bytes,
         partitions=settings.partitions,
     )
-    store = clickhouse or ClickHouse(settings.clickhouse_dsn, settings.clickhouse_database)
+    store = clickhouse or ClickHouse(
+        settings.clickhouse_dsn,
+        settings.clickhouse_database,
+        fault_flag=settings.fault_clickhouse_flag,
+    )
     store.migrate()
     sink = ClickHouseSink(store)
+    faust_fixes.apply()
     pipeline = Pipeline(settings, sink, accounts, replies)
 
     @app.agent(inbox, concurrency=1, name="process")
     async def process(stream: Any) -> None:
+        pipeline.guard = faust_fixes.DeliveryGuard(app.consumer)
         manual = stream.noack()
         async for event in manual.events():
             await pipeline.handle(manual, event)
@@ -286,10 +410,50 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
     async def flush_sink() -> None:
         await pipeline.flush_if_due()
 
+    if settings.auto_close:
+        readings = app.topic(
+            settings.topic("readings"), key_serializer="raw", value_serializer="raw"
+        )
+
+        @app.timer(settings.auto_close_check_interval, on_leader=True)
+        async def auto_close() -> None:
+            try:
+                await pipeline.close_due_period(readings)
+            except Exception:
+                log.exception("automatic period close failed; will try again")
+
+    inputs = {settings.topic("readings"), settings.topic("registry")}
+
+    def observe_lag() -> None:
+        committed = app.monitor.tp_committed_offsets
+        lags = {}
+        for tp in app.consumer.assignment():
+            if tp.topic in inputs:
+                lags[(tp.topic, tp.partition)] = max(
+                    0, app.consumer.highwater(tp) - (committed.get(tp) or 0)
+                )
+        sink.metrics.set_lag(lags)
+
     @app.page("/health")
     class Health(View):
+        """200 while the worker makes progress; 503 when input waits and nothing completes."""
+
         async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok", "pending_rows": sink.pending_rows})
+            observe_lag()
+            stalled = sink.metrics.stalled(settings.stall_timeout)
+            body = {
+                "status": "stalled" if stalled else "ok",
+                "lag": sum(sink.metrics.lag.values()),
+                "pending_rows": sink.pending_rows,
+                "seconds_since_progress": round(time.time() - sink.metrics.last_progress_at, 1),
+            }
+            return self.json(body, status=503 if stalled else 200)
+
+    @app.page("/metrics")
+    class Prometheus(View):
+        async def get(self, request: Request) -> Response:
+            observe_lag()
+            return self.bytes(sink.metrics.exposition(), content_type=CONTENT_TYPE)
 
     @app.page("/sql")
     class Sql(View):

@@ -121,3 +121,9 @@ def next_window_opens(day: date) -> date:
     """The first local date of the next window that starts after `day`."""
     first, _ = submission_window(Period.of(day))
     return first if first > day else submission_window(Period.of(day).next())[0]
+
+
+def latest_closable_period(today: date) -> Period:
+    """The latest period whose window has ended by the local date `today`."""
+    period = Period.of(today).previous()
+    return period if submission_window(period)[1] < today else period.previous()

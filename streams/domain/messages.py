@@ -94,24 +94,53 @@ _REASONS: dict[Reason, Text] = {
 
 
 def reading_message(reading: ReadingOutcome, today: date) -> Text:
-    """What to tell the customer about one register reading."""
+    """What to tell the customer about one register reading.
+
+    `today` is the reading's own local date where it has one, so a replayed reply is the same.
+    """
     zone_uk, zone_en = _ZONE_NAMES[reading.zone]
     if reading.reason is not None:
         uk, en = _REASONS[reading.reason]
+        if reading.reason in (Reason.BELOW_PREVIOUS, Reason.IMPLAUSIBLY_HIGH) and (
+            reading.baseline is not None
+        ):
+            previous = _figure(reading.baseline)
+            uk, en = f"{uk} Попередній показ: {previous}.", f"{en} The previous one: {previous}."
+        if reading.reason is Reason.PERIOD_CLOSED:
+            when_uk, when_en = _when(next_window_opens(today))
+            uk, en = (
+                f"{uk} Наступний період передачі відкриється {when_uk}.",
+                f"{en} The next window opens on {when_en}.",
+            )
         return f"{zone_uk}: {uk}", f"{zone_en}: {en}"
+    value = _figure(reading.value or 0)
+    used_uk = used_en = ""
+    if reading.kwh is not None:
+        used_uk = f", спожито {_figure(reading.kwh)} кВт·год від попереднього"
+        used_en = f", {_figure(reading.kwh)} kWh since the previous one"
     if reading.kind == "off_window":
-        opens = next_window_opens(today)
-        when_uk = f"{opens.day} {_MONTHS_UK_GENITIVE[opens.month - 1]}"
-        when_en = f"{opens.day} {_MONTHS_EN[opens.month - 1]}"
+        when_uk, when_en = _when(next_window_opens(today))
         return (
-            f"{zone_uk}: показ {reading.value} прийнято поза періодом передачі; "
+            f"{zone_uk}: показ {value} прийнято поза періодом передачі{used_uk}; "
             f"наступний період відкриється {when_uk}.",
-            f"{zone_en}: reading {reading.value} accepted outside the submission window; "
+            f"{zone_en}: reading {value} accepted outside the submission window{used_en}; "
             f"the next window opens on {when_en}.",
         )
     return (
-        f"{zone_uk}: показ {reading.value} прийнято.",
-        f"{zone_en}: reading {reading.value} accepted.",
+        f"{zone_uk}: показ {value} прийнято{used_uk}.",
+        f"{zone_en}: reading {value} accepted{used_en}.",
+    )
+
+
+def _figure(value: int) -> str:
+    """12 340: thousands apart with a space, as bills print them."""
+    return f"{value:,}".replace(",", " ")
+
+
+def _when(day: date) -> Text:
+    return (
+        f"{day.day} {_MONTHS_UK_GENITIVE[day.month - 1]}",
+        f"{day.day} {_MONTHS_EN[day.month - 1]}",
     )
 
 

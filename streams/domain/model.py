@@ -119,6 +119,8 @@ class ReadingOutcome:
     local_date: date | None = None
     kwh: int | None = None
     flags: tuple[str, ...] = ()
+    baseline: int | None = None  # B as the display shows it, for the customer's message
+    unwrapped: int | None = None  # the accepted value with rollovers added
 
     @property
     def accepted(self) -> bool:
@@ -154,34 +156,6 @@ class SubmissionOutcome:
     @property
     def accepted(self) -> tuple[ReadingOutcome, ...]:
         return tuple(r for r in self.readings if r.accepted)
-
-
-@dataclass(frozen=True, slots=True)
-class AccountState:
-    """Everything pokazy keeps per account: its meters and the latest submissions' outcomes."""
-
-    account_id: str
-    meters: tuple[Meter, ...] = ()
-    # The outcomes of the latest submissions, oldest first: a redelivered submission gets the
-    # same outcome (and the same rows) again instead of being judged a second time.
-    recent: tuple[SubmissionOutcome, ...] = ()
-
-    def meter_on(self, day: date) -> Meter | None:
-        """The meter active on a local date, if any."""
-        for meter in reversed(self.meters):
-            if meter.active_on(day):
-                return meter
-        return None
-
-    @property
-    def first_installed_on(self) -> date | None:
-        return min((m.installed_on for m in self.meters), default=None)
-
-    def recent_outcome(self, event_id: str) -> SubmissionOutcome | None:
-        for outcome in self.recent:
-            if outcome.event_id == event_id:
-                return outcome
-        return None
 
 
 @dataclass(frozen=True, slots=True)

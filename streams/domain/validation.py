@@ -7,12 +7,14 @@ they take the account's state and return the next one, with no I/O and no clock 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
 
-from streams.domain.calendar import kyiv_date, place_reading
+from streams.domain.account import AccountState
+from streams.domain.calendar import Period, Placement, ReadingKind, kyiv_date, place_reading
+from streams.domain.ledger import Evaluation, Mark, baseline_of, evaluate_reading
 from streams.domain.model import (
-    AccountState,
     Meter,
     MeterInstalled,
     MeterRemoved,
@@ -24,7 +26,7 @@ from streams.domain.model import (
     Submission,
     SubmissionOutcome,
 )
-from streams.domain.zones import Zone, normalize_register, zone_for_register
+from streams.domain.zones import TWO_ZONE, Zone, normalize_register, zone_for_register
 
 # Instants outside these years are typos or hostile input; rejecting them early also keeps
 # date arithmetic away from the ends of the calendar.
@@ -60,23 +62,49 @@ def _removed(meter: Meter, event: MeterRemoved) -> Meter:
 
 
 def apply_submission(
-    state: AccountState | None, submission: Submission, *, now: datetime, rules: Rules
+    state: AccountState | None,
+    submission: Submission,
+    *,
+    now: datetime,
+    rules: Rules,
+    replayed: bool = False,
 ) -> tuple[AccountState | None, SubmissionOutcome, bool]:
     """Judge a submission against the account's state.
 
     Returns the next state, the outcome and whether it is a duplicate. A duplicate (its event id
-    is among the remembered ones) returns the first outcome unchanged and leaves state as is.
+    is among the remembered ones) returns the first outcome unchanged and leaves state as is,
+    except that a `replayed` rejection (re-published by `rejections replay`) whose readings were
+    all rejected is judged again: nothing of it was counted, so nothing can be counted twice.
     Submissions for unknown accounts leave no state behind, so hostile ids cannot grow it.
     """
     if state is not None and (prior := state.recent_outcome(submission.event_id)) is not None:
-        return state, prior, True
+        if not (replayed and not prior.accepted):
+            return state, prior, True
+        state = replace(
+            state, recent=tuple(o for o in state.recent if o.event_id != submission.event_id)
+        )
     outcome = judge_submission(state, submission, now=now, rules=rules)
     if state is None:
         return None, outcome, False
+    for reading in outcome.accepted:
+        state = _record(state, reading, submission)
     recent = (*state.recent, outcome)[
         max(0, len(state.recent) + 1 - rules.remembered_submissions) :
     ]
     return replace(state, recent=recent), outcome, False
+
+
+def _record(state: AccountState, reading: ReadingOutcome, submission: Submission) -> AccountState:
+    """Keep an accepted reading as its period's latest of its kind (latest submission wins)."""
+    assert reading.meter_id and reading.zone and reading.kind and reading.period
+    assert reading.local_date is not None and reading.unwrapped is not None
+    # An in-window reading stands for the 1st of P+1, any other for its own date.
+    in_window = reading.kind is ReadingKind.IN_WINDOW
+    as_of = reading.period.end if in_window else reading.local_date
+    mark = Mark(reading.unwrapped, as_of, submission.submitted_at)
+    ledger = state.zone_ledger(reading.meter_id, reading.zone)
+    updated = ledger.with_reading(reading.kind, reading.period, mark)
+    return state.with_zone_ledger(reading.meter_id, reading.zone, updated)
 
 
 def judge_submission(
@@ -95,7 +123,85 @@ def judge_submission(
         return _whole_submission_rejected(
             submission, "two readings name the same zone through their labels"
         )
+    if state is not None:
+        verdicts = _judge_against_baselines(state, verdicts)
     return SubmissionOutcome(submission.event_id, submission.account_id, verdicts)
+
+
+def _judge_against_baselines(
+    state: AccountState, verdicts: tuple[ReadingOutcome, ...]
+) -> tuple[ReadingOutcome, ...]:
+    """The last rules of §2.3 (ZONES_SWAPPED, BELOW_PREVIOUS, IMPLAUSIBLY_HIGH), then kWh."""
+    pending = {v.position: v for v in verdicts if v.reason is None and v.zone is not None}
+    if not pending:
+        return verdicts
+    meter = next(m for m in state.meters if m.meter_id == next(iter(pending.values())).meter_id)
+
+    def evaluate(verdict: ReadingOutcome, zone: Zone) -> Evaluation:
+        assert verdict.value is not None and verdict.local_date and verdict.period
+        ledger = state.zone_ledger(meter.meter_id, zone)
+        return evaluate_reading(
+            meter, zone, ledger, verdict.value, verdict.local_date, verdict.period
+        )
+
+    own = {p: evaluate(v, v.zone) for p, v in pending.items() if v.zone is not None}
+    swapped = _swapped_positions(meter, pending, own, evaluate)
+    judged = []
+    for verdict in verdicts:
+        if verdict.position not in pending or verdict.zone is None:
+            judged.append(verdict)
+            continue
+        ledger = state.zone_ledger(meter.meter_id, verdict.zone)
+        shown = replace(
+            verdict, baseline=baseline_of(meter, verdict.zone, ledger).baseline % meter.modulus
+        )
+        evaluation = own[verdict.position]
+        if verdict.position in swapped:
+            judged.append(replace(shown, reason=Reason.ZONES_SWAPPED, detail=_SWAPPED))
+        elif evaluation.reason is not None:
+            judged.append(replace(shown, reason=evaluation.reason, detail=evaluation.detail))
+        else:
+            judged.append(
+                replace(
+                    shown,
+                    kwh=evaluation.kwh,
+                    flags=tuple(str(f) for f in evaluation.flags),
+                    unwrapped=evaluation.value,
+                )
+            )
+    return tuple(judged)
+
+
+_SWAPPED = "the value fits the other zone: day and night look swapped"
+_OTHER_ZONE = {Zone.DAY: Zone.NIGHT, Zone.NIGHT: Zone.DAY}
+
+
+def _swapped_positions(
+    meter: Meter,
+    pending: dict[int, ReadingOutcome],
+    own: dict[int, Evaluation],
+    evaluate: Callable[[ReadingOutcome, Zone], Evaluation],
+) -> set[int]:
+    """Readings of a two-zone meter that fail as sent but pass as the other zone."""
+    if set(meter.zones) != set(TWO_ZONE):
+        return set()
+    by_zone = {v.zone: v for v in pending.values()}
+    day, night = by_zone.get(Zone.DAY), by_zone.get(Zone.NIGHT)
+    if day is not None and night is not None:
+        # Both zones in one submission: if either fails but both pass exchanged, the customer
+        # swapped them, and both are rejected so.
+        both_pass = own[day.position].passes and own[night.position].passes
+        if not both_pass and (
+            evaluate(day, Zone.NIGHT).passes and evaluate(night, Zone.DAY).passes
+        ):
+            return {day.position, night.position}
+    return {
+        position
+        for position, verdict in pending.items()
+        if verdict.zone in _OTHER_ZONE
+        and not own[position].passes
+        and evaluate(verdict, _OTHER_ZONE[verdict.zone]).passes
+    }
 
 
 def _whole_submission_rejected(submission: Submission, detail: str) -> SubmissionOutcome:
@@ -146,10 +252,23 @@ def _judge_reading(
             raise _Rejected(Reason.FUTURE_TIMESTAMP, f"submitted_at is after {now.isoformat()}")
         base = replace(base, zone=_zone_of(reading, meter, rules), meter_id=meter.meter_id)
         _check_value(reading.value, meter)
+        placement = _open_placement(state, meter, day)
     except _Rejected as rejected:
         return replace(base, reason=rejected.reason, detail=rejected.detail)
-    placement = place_reading(day)
     return replace(base, kind=placement.kind, period=placement.period, local_date=day)
+
+
+def _open_placement(state: AccountState | None, meter: Meter, day: date) -> Placement:
+    placement = place_reading(day)
+    if placement.period < Period.of(meter.installed_on):
+        # In the window of a month before the meter was installed (installed on the 2nd, read
+        # on the 3rd): the reading cannot stand for that month's end, so it is what it is, an
+        # actual measurement of its own month.
+        placement = Placement(ReadingKind.OFF_WINDOW, Period.of(day), day, day)
+    closed = state.closed_through if state else None
+    if closed is not None and placement.period <= closed:
+        raise _Rejected(Reason.PERIOD_CLOSED, f"period {placement.period} is closed")
+    return placement
 
 
 def _active_meter(state: AccountState | None, submission: Submission, day: date) -> Meter:

@@ -108,8 +108,11 @@ class Pipeline:
     env: dict[str, str]
     workers: list[Worker] = field(default_factory=list)
 
-    def worker(self) -> Worker:
-        worker = Worker(dict(self.env), self.settings.data_dir / f"worker-{len(self.workers)}.log")
+    def worker(self, **env: str) -> Worker:
+        """Start a worker; keyword arguments override its POKAZY_* environment."""
+        worker = Worker(
+            {**self.env, **env}, self.settings.data_dir / f"worker-{len(self.workers)}.log"
+        )
         self.workers.append(worker)
         worker.start()
         return worker
@@ -140,7 +143,7 @@ def pipeline(broker: str, tmp_path: Path) -> Iterator[Pipeline]:
         "POKAZY_SINK_FLUSH_INTERVAL": "0.2",
         "POKAZY_COMMIT_INTERVAL": "0.5",
         "POKAZY_KAFKA_SESSION_TIMEOUT": "6",
-        "POKAZY_LOG_LEVEL": "info",
+        "POKAZY_LOG_LEVEL": os.environ.get("POKAZY_TEST_LOG_LEVEL", "info"),
     }
     settings = Settings(
         kafka_bootstrap=broker,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 
+import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from streams.codec import default_codec
@@ -13,9 +17,7 @@ from streams.domain.calendar import Period
 from streams.producer import PokazyProducer
 from streams.sample import sample_month
 from tests.integration.conftest import Pipeline
-from tests.integration.expected import actual_readings, expected_views
-
-READINGS_SQL = "SELECT event_id, zone, value, kind, period, local_date FROM {db}.readings"
+from tests.integration.expected import READINGS_SQL, ReferenceRun, actual_readings
 
 REGISTRY = [
     {"type": "MeterInstalled", "account_id": "0000000001", "meter_id": "GAMA-1",
@@ -80,10 +82,10 @@ def test_submissions_land_in_readings_rejections_and_replies(pipeline: Pipeline)
 
     readings = pipeline.query(READINGS_SQL + " ORDER BY event_id, zone")
     assert actual_readings(readings) == {
-        (accepted["event_id"], "day", 12345, "in_window", "2023-05", _d("2023-05-30")),
-        (accepted["event_id"], "night", 6789, "in_window", "2023-05", _d("2023-05-30")),
-        (off_window["event_id"], "total", 40100, "off_window", "2023-05", _d("2023-05-15")),
-        (after_midnight["event_id"], "total", 40050, "in_window", "2023-03", _d("2023-04-01")),
+        (accepted["event_id"], "day", 12345, "in_window", "2023-05", _d("2023-05-30"), 345),
+        (accepted["event_id"], "night", 6789, "in_window", "2023-05", _d("2023-05-30"), 289),
+        (off_window["event_id"], "total", 40100, "off_window", "2023-05", _d("2023-05-15"), 100),
+        (after_midnight["event_id"], "total", 40050, "in_window", "2023-03", _d("2023-04-01"), 50),
     }
     registers = {(r["zone"], r["register"]) for r in pipeline.query(
         "SELECT zone, register FROM {db}.readings WHERE account_id = '0000000001'")}  # fmt: skip
@@ -107,6 +109,14 @@ def test_submissions_land_in_readings_rejections_and_replies(pipeline: Pipeline)
     assert replies[accepted["event_id"]]["status"] == "accepted"
     assert replies[too_many_digits["event_id"]]["status"] == "rejected"
     assert replies[too_many_digits["event_id"]]["readings"][0]["reason"] == "TOO_MANY_DIGITS"
+    metrics = _get(pipeline, "/metrics").decode()
+    assert 'pokazy_readings_total{outcome="rejected",reason="TOO_MANY_DIGITS"} 1.0' in metrics
+    assert 'pokazy_readings_total{outcome="accepted",reason=""} 4.0' in metrics
+    assert 'pokazy_messages_total{kind="undecodable"} 2.0' in metrics
+    assert "pokazy_sink_last_insert_timestamp_seconds" in metrics
+    health = orjson.loads(_get(pipeline, "/health"))
+    assert health["status"] == "ok" and health["lag"] == 0
+
     off_window_reply = replies[off_window["event_id"]]["readings"][0]
     assert off_window_reply["message_en"].endswith("the next window opens on 30 May.")
     assert "30 травня" in off_window_reply["message_uk"]
@@ -120,7 +130,9 @@ def test_same_file_twice_gives_no_duplicate_rows(pipeline: Pipeline) -> None:
     _publish(pipeline, month.registry, month.submissions)
     pipeline.wait_idle()
 
-    expected = expected_views(month.registry, month.submissions)
+    expected = ReferenceRun()
+    expected.registry(month.registry)
+    expected.submit(month.submissions)
     readings = pipeline.query(READINGS_SQL)
     assert len(readings) == len(expected.readings)
     assert actual_readings(readings) == expected.readings
@@ -141,7 +153,9 @@ def test_worker_killed_mid_file_ends_with_one_row_per_reading(pipeline: Pipeline
             break
         time.sleep(random.uniform(0.05, 0.2))
     worker.kill()
-    expected = expected_views(month.registry, month.submissions)
+    expected = ReferenceRun()
+    expected.registry(month.registry)
+    expected.submit(month.submissions)
     assert landed < len(expected.readings), "the kill came after the whole file was written"
     pipeline.worker()
     pipeline.wait_idle()
@@ -177,3 +191,33 @@ def _d(text: str):  # type: ignore[no-untyped-def]
     from datetime import date
 
     return date.fromisoformat(text)
+
+
+def test_rejections_replay_after_late_master_data_is_idempotent(pipeline: Pipeline) -> None:
+    pipeline.worker()
+    early = _submission("0000000002", "2023-05-31T10:00:00Z", [{"zone": "total", "value": 40200}])
+    with PokazyProducer(pipeline.settings) as producer:
+        producer.submit(early)
+    pipeline.wait_idle()
+    rejected = pipeline.query("SELECT event_id, reason FROM {db}.rejections")
+    assert [(r["event_id"], r["reason"]) for r in rejected] == [
+        (early["event_id"], "UNKNOWN_ACCOUNT")
+    ]
+    _publish(pipeline, REGISTRY, [])
+    for _ in range(2):
+        subprocess.run(
+            [sys.executable, "-m", "streams", "rejections", "replay", "--reason",
+             "UNKNOWN_ACCOUNT"],
+            env=pipeline.env, check=True, capture_output=True,
+        )  # fmt: skip
+        pipeline.wait_idle()
+    readings = pipeline.query(READINGS_SQL)
+    assert actual_readings(readings) == {
+        (early["event_id"], "total", 40200, "in_window", "2023-05", _d("2023-05-31"), 200)
+    }
+
+
+def _get(pipeline: Pipeline, path: str) -> bytes:
+    url = f"http://127.0.0.1:{pipeline.settings.web_port}{path}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bytes(response.read())

@@ -13,6 +13,7 @@ from streams.domain.calendar import (
     Period,
     ReadingKind,
     kyiv_date,
+    latest_closable_period,
     next_window_opens,
     place_reading,
     submission_window,
@@ -351,3 +352,18 @@ def test_placement_agrees_with_windows(instant: datetime) -> None:
     ]
     assert len(containing) == (1 if placement.kind is IN else 0)
     assert next_window_opens(day) > day
+
+
+@pytest.mark.parametrize(
+    ("today", "period"),
+    [
+        ("2023-06-03", "2023-04"),  # May's window is still open on 3 June
+        ("2023-06-04", "2023-05"),
+        ("2023-06-30", "2023-05"),
+        ("2024-01-04", "2023-12"),
+        ("2024-01-01", "2023-11"),
+        ("2024-03-04", "2024-02"),
+    ],
+)
+def test_latest_closable_period(today: str, period: str) -> None:
+    assert str(latest_closable_period(date.fromisoformat(today))) == period

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import io
 import json
 import re
 import shutil
@@ -94,6 +95,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "period": "2023-05",
         "requested_at": dt.datetime(2023, 6, 4, 0, 0, tzinfo=UTC),
         "requested_by": "billing",
+        "signature": "9f" * 32,
     },
 }
 
@@ -290,7 +292,7 @@ def test_canonical_form_of_a_small_schema(codec: AvroCodec) -> None:
     assert to_parsing_canonical_form(raw) == (
         '{"name":"pokazy.PeriodCloseRequested","type":"record","fields":['
         '{"name":"period","type":"string"},{"name":"requested_at","type":"long"},'
-        '{"name":"requested_by","type":"string"}]}'
+        '{"name":"requested_by","type":"string"},{"name":"signature","type":"string"}]}'
     )
 
 
@@ -660,3 +662,24 @@ def test_decode_of_mutated_payloads_raises_only_decode_error(
         else:
             del payload[at:]
     _decode_or_decode_error(bytes(payload))
+
+
+def test_an_unsigned_close_request_of_the_first_version_reads_with_an_empty_signature(
+    codec: AvroCodec,
+) -> None:
+    from fastavro import parse_schema, schemaless_writer
+    from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+    v1 = json.loads((SCHEMAS / "history" / "pokazy.PeriodCloseRequested" / "v1.avsc").read_text())
+    body = io.BytesIO()
+    datum = {"period": "2023-05", "requested_at": dt.datetime(2023, 6, 4, tzinfo=UTC),
+             "requested_by": "billing"}  # fmt: skip
+    schemaless_writer(body, parse_schema(v1), datum)
+    payload = (
+        b"\xc3\x01"
+        + bytes.fromhex(fingerprint(to_parsing_canonical_form(v1), "CRC-64-AVRO"))
+        + body.getvalue()
+    )
+    name, decoded = codec.decode(payload)
+    assert name == "pokazy.PeriodCloseRequested"
+    assert decoded == {**datum, "signature": ""}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,17 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_TOOL = ROOT / "scripts" / "compose-tool.sh"
 SERVICES = {"kafka", "clickhouse", "worker"}
+# Optional services, each started only with its profile (`--profile NAME`).
+PROFILED_SERVICES = {"grafana": "grafana"}
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+# The names analysts query (SPEC §3.4); dashboards read nothing else.
+ANALYST_VIEWS = {
+    "readings", "rejections", "billing", "billing_monthly", "submissions_daily",
+    "rejection_reasons",
+}  # fmt: skip
 # Host variables that the compose file interpolates (or that steer docker-compose itself): none
 # may leak from the developer's shell into a check of the defaults.
-STACK_VARIABLE_PREFIXES = ("POKAZY_", "CLICKHOUSE_", "KAFKA_", "COMPOSE_")
+STACK_VARIABLE_PREFIXES = ("POKAZY_", "CLICKHOUSE_", "KAFKA_", "COMPOSE_", "GRAFANA_", "GF_")
 # The first install downloads about 15 MB and builds PyYAML; it takes well under a minute.
 INSTALL_TIMEOUT_S = 900
 CONFIG_TIMEOUT_S = 120
@@ -69,9 +78,12 @@ def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compose_config(
-    docker_compose: Path, env_file: Path, variables: dict[str, str] | None = None
+    docker_compose: Path,
+    env_file: Path,
+    variables: dict[str, str] | None = None,
+    profiles: tuple[str, ...] = (),
 ) -> tuple[Config, str]:
-    """`docker-compose config` with only `variables` set, parsed; and its stderr."""
+    """`docker-compose [--profile P] config` with only `variables` set, parsed; and stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(STACK_VARIABLE_PREFIXES)}
     env.update(variables or {})
     command = [
@@ -79,27 +91,32 @@ def compose_config(
         "--project-directory", str(ROOT),
         "--file", str(COMPOSE_FILE),
         "--env-file", str(env_file),
+        *(option for profile in profiles for option in ("--profile", profile)),
         "config",
     ]  # fmt: skip
     rendered = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=CONFIG_TIMEOUT_S, check=False
     )
     assert rendered.returncode == 0, f"docker-compose config rejected the file:\n{rendered.stderr}"
-    # The project's venv has no PyYAML; the tool's venv has the one docker-compose itself uses.
+    return yaml_load(docker_compose, rendered.stdout), rendered.stderr
+
+
+def yaml_load(docker_compose: Path, text: str) -> Config:
+    """Parse YAML. The project's venv has no PyYAML; the tool's venv has docker-compose's own."""
     to_json = subprocess.run(
         [
             str(docker_compose.parent / "python"),
             "-c",
             "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
         ],
-        input=rendered.stdout,
+        input=text,
         capture_output=True,
         text=True,
         timeout=CONFIG_TIMEOUT_S,
         check=True,
     )
     config: Config = json.loads(to_json.stdout)
-    return config, rendered.stderr
+    return config
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +162,12 @@ def worker_settings(worker: Config, monkeypatch: pytest.MonkeyPatch) -> Settings
 
 def test_the_file_is_valid_and_needs_no_variable(default_config: tuple[Config, str]) -> None:
     config, stderr = default_config
-    assert set(config["services"]) == SERVICES
+    assert set(config["services"]) == SERVICES | set(PROFILED_SERVICES)
+    # `up` without a profile starts exactly the pipeline; the rest waits for its profile.
+    for name, service in config["services"].items():
+        assert service.get("profiles", []) == (
+            [PROFILED_SERVICES[name]] if name in PROFILED_SERVICES else []
+        ), name
     # docker-compose warns "The X variable is not set" for a `${X}` without a default.
     assert "WARNING" not in stderr, stderr
     assert config["services"]["kafka"]["image"] == "apache/kafka:4.1.1"
@@ -162,6 +184,7 @@ def test_every_published_port_is_bound_to_loopback(services: dict[str, Config]) 
     assert {p for _, p, _ in published_ports(services["kafka"])} == {"9092"}
     assert {p for _, p, _ in published_ports(services["clickhouse"])} == {"8123", "9000"}
     assert {p for _, p, _ in published_ports(services["worker"])} == {"6066"}
+    assert {p for _, p, _ in published_ports(services["grafana"])} == {"3000"}
 
 
 def test_every_service_has_a_healthcheck_and_a_restart_policy(
@@ -215,6 +238,7 @@ def test_the_worker_environment_is_read_by_pokazy_settings(
         "POKAZY_DATA_DIR",
         "POKAZY_CLICKHOUSE_URL",
         "POKAZY_SENDER_HASH_KEY",
+        "POKAZY_CONTROL_KEY",
         "POKAZY_KAFKA_SECURITY_PROTOCOL",
         "POKAZY_KAFKA_SASL_MECHANISM",
         "POKAZY_KAFKA_SASL_USERNAME",
@@ -266,6 +290,7 @@ def test_secrets_come_from_the_environment(
         "CLICKHOUSE_USER": "billing",
         "CLICKHOUSE_PASSWORD": "s3cret-from-vault",
         "POKAZY_SENDER_HASH_KEY": "a-real-hmac-key",
+        "POKAZY_CONTROL_KEY": "a-real-control-key",
         "POKAZY_ENVIRONMENT": "production",
         "POKAZY_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
         "POKAZY_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
@@ -281,6 +306,7 @@ def test_secrets_come_from_the_environment(
     settings = worker_settings(services["worker"], monkeypatch)
     assert settings.clickhouse_dsn == "http://billing:s3cret-from-vault@clickhouse:8123"
     assert settings.sender_hash_key.get_secret_value() == "a-real-hmac-key"
+    assert settings.control_key.get_secret_value() == "a-real-control-key"
     assert settings.kafka_client_options() == {
         "security_protocol": "SASL_SSL",
         "sasl_mechanism": "SCRAM-SHA-512",
@@ -299,5 +325,134 @@ def test_production_without_a_sender_key_is_refused(
     worker = config["services"]["worker"]
     # The local default is pokazy's development key, which the production guard refuses.
     assert worker["environment"]["POKAZY_SENDER_HASH_KEY"] == DEVELOPMENT_SENDER_HASH_KEY
-    with pytest.raises(ConfigError, match="POKAZY_SENDER_HASH_KEY"):
+    with pytest.raises(ConfigError, match=r"POKAZY_SENDER_HASH_KEY.*POKAZY_CONTROL_KEY"):
         worker_settings(worker, monkeypatch)
+
+
+# --- Grafana (profile "grafana"): dashboards over the analyst views -------------------------
+
+
+@pytest.fixture(scope="module")
+def grafana(docker_compose: Path, empty_env_file: Path) -> Config:
+    config, stderr = compose_config(docker_compose, empty_env_file, profiles=("grafana",))
+    assert "WARNING" not in stderr, stderr
+    service: Config = config["services"]["grafana"]
+    return service
+
+
+def _bind_mounts(service: Config) -> dict[str, Path]:
+    """Container path -> host path of every bind mount (docker-compose prints them absolute)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = str(volume).split(":")
+        if source.startswith("/"):
+            mounts[target] = Path(source)
+    return mounts
+
+
+def test_grafana_runs_11_on_loopback_with_a_healthcheck(grafana: Config) -> None:
+    assert str(grafana["image"]).startswith("grafana/grafana:11.")
+    assert published_ports(grafana) == [("127.0.0.1", "3000", "3000")]
+    probe = " ".join(grafana["healthcheck"]["test"])
+    assert "http://127.0.0.1:3000/api/health" in probe
+    assert grafana["restart"] == "unless-stopped"
+    assert grafana["depends_on"] == {"clickhouse": {"condition": "service_healthy"}}
+    env = grafana["environment"]
+    assert "grafana-clickhouse-datasource" in env["GF_INSTALL_PLUGINS"]
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_grafana_secrets_come_from_the_environment(
+    docker_compose: Path, empty_env_file: Path, grafana: Config
+) -> None:
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "pokazy-local-only"
+    secrets = {
+        "GRAFANA_ADMIN_PASSWORD": "grafana-s3cret",
+        "CLICKHOUSE_USER": "billing",
+        "CLICKHOUSE_PASSWORD": "s3cret-from-vault",
+        "GRAFANA_HOST_PORT": "13000",
+    }
+    config, _ = compose_config(docker_compose, empty_env_file, secrets, profiles=("grafana",))
+    env = config["services"]["grafana"]["environment"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == "grafana-s3cret"
+    # The datasource logs in as the clickhouse service's user.
+    clickhouse_env = config["services"]["clickhouse"]["environment"]
+    assert env["CLICKHOUSE_USER"] == clickhouse_env["CLICKHOUSE_USER"] == "billing"
+    assert env["CLICKHOUSE_PASSWORD"] == clickhouse_env["CLICKHOUSE_PASSWORD"]
+    assert published_ports(config["services"]["grafana"]) == [("127.0.0.1", "13000", "3000")]
+
+
+def test_grafana_provisioning_is_mounted_from_the_repository(
+    docker_compose: Path, grafana: Config
+) -> None:
+    mounts = _bind_mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA_DIR / "provisioning"
+    for target, source in mounts.items():
+        assert source.is_dir(), f"{target} is mounted from {source}, which does not exist"
+        assert GRAFANA_DIR in source.parents, source
+    assert all(str(v).endswith(":ro") for v in grafana["volumes"] if str(v).startswith("/"))
+
+    datasources = yaml_load(
+        docker_compose, (GRAFANA_DIR / "provisioning/datasources/clickhouse.yaml").read_text()
+    )
+    [datasource] = datasources["datasources"]
+    assert datasource["type"] == "grafana-clickhouse-datasource"
+    settings = datasource["jsonData"]
+    assert (settings["host"], settings["port"], settings["protocol"]) == (
+        "clickhouse",
+        8123,
+        "http",
+    )
+    assert settings["defaultDatabase"] == "pokazy"
+    # Credentials are references to the container's environment, which compose fills.
+    username = settings["username"]
+    password = datasource["secureJsonData"]["password"]
+    for reference in (username, password):
+        assert (
+            reference.startswith("$")
+            and reference.lstrip("${").rstrip("}") in (grafana["environment"])
+        ), reference
+
+    providers = yaml_load(
+        docker_compose, (GRAFANA_DIR / "provisioning/dashboards/pokazy.yaml").read_text()
+    )
+    [provider] = providers["providers"]
+    dashboards_path = provider["options"]["path"]
+    assert mounts[dashboards_path] == GRAFANA_DIR / "dashboards"
+    assert (GRAFANA_DIR / "dashboards" / "pokazy.json").is_file()
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{dashboards_path}/pokazy.json"
+    assert datasource["uid"] == DASHBOARD["panels"][0]["datasource"]["uid"]
+
+
+DASHBOARD: Config = json.loads((GRAFANA_DIR / "dashboards" / "pokazy.json").read_text())
+_TABLE_REFERENCE = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][\w.]*)", re.IGNORECASE)
+
+
+def dashboard_queries(dashboard: Config) -> list[str]:
+    """The SQL of every panel target and every query variable."""
+    queries = [t["rawSql"] for panel in dashboard["panels"] for t in panel["targets"]]
+    queries += [
+        v["query"]["rawSql"] for v in dashboard["templating"]["list"] if v["type"] == "query"
+    ]
+    return queries
+
+
+def test_the_dashboard_reads_only_the_analyst_views() -> None:
+    assert DASHBOARD["uid"] and DASHBOARD["title"]
+    assert len({panel["id"] for panel in DASHBOARD["panels"]}) == len(DASHBOARD["panels"])
+    used = set()
+    for sql in dashboard_queries(DASHBOARD):
+        tables = _TABLE_REFERENCE.findall(sql)
+        assert tables, f"no table in {sql!r}"
+        for table in tables:
+            database, _, name = table.rpartition(".")
+            assert database == "pokazy", f"{table} in {sql!r}"
+            assert name in ANALYST_VIEWS, f"{table} is not an analyst view: {sql!r}"
+            used.add(name)
+    assert {"billing_monthly", "submissions_daily", "rejection_reasons", "billing"} <= used
+    for panel in DASHBOARD["panels"]:
+        for target in panel["targets"]:
+            assert target["datasource"]["type"] == "grafana-clickhouse-datasource"
+            assert target["editorType"] == "sql"

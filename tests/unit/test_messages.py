@@ -93,8 +93,8 @@ def test_off_window_acceptance_names_the_next_window(day: str, uk: str, en: str)
     uk_text, en_text = reading_message(reading, date.fromisoformat(day))
     assert uk in uk_text
     assert en in en_text
-    assert "12345" in uk_text
-    assert "12345" in en_text
+    assert "12 345" in uk_text
+    assert "12 345" in en_text
     assert "прийнято" in uk_text
     assert "accepted" in en_text
 
@@ -102,10 +102,10 @@ def test_off_window_acceptance_names_the_next_window(day: str, uk: str, en: str)
 def test_off_window_message_on_15_june_2023() -> None:
     uk, en = reading_message(accepted(date(2023, 6, 15), Zone.NIGHT, 6789), date(2023, 6, 15))
     assert uk == (
-        "ніч: показ 6789 прийнято поза періодом передачі; наступний період відкриється 29 червня."
+        "ніч: показ 6 789 прийнято поза періодом передачі; наступний період відкриється 29 червня."
     )
     assert en == (
-        "night: reading 6789 accepted outside the submission window; "
+        "night: reading 6 789 accepted outside the submission window; "
         "the next window opens on 29 June."
     )
 
@@ -142,3 +142,28 @@ def test_submission_messages_differ_per_status() -> None:
     assert len({uk for uk, _ in texts.values()}) == len(OutcomeStatus)
     assert len({en for _, en in texts.values()}) == len(OutcomeStatus)
     assert "Дякуємо" in texts[OutcomeStatus.ACCEPTED][0]
+
+
+def test_below_previous_names_the_previous_reading() -> None:
+    reading = ReadingOutcome(
+        0, Zone.DAY, "1.8.2", 12000, reason=Reason.BELOW_PREVIOUS, detail="x", baseline=12340
+    )
+    uk, en = reading_message(reading, date(2023, 5, 30))
+    assert en == ("day: The reading is lower than the previous one. The previous one: 12 340.")
+    assert "Попередній показ: 12 340." in uk
+
+
+def test_period_closed_names_the_next_window() -> None:
+    reading = ReadingOutcome(0, Zone.TOTAL, None, 500, reason=Reason.PERIOD_CLOSED, detail="x")
+    uk, en = reading_message(reading, date(2023, 6, 10))
+    assert en.endswith("The next window opens on 29 June.")
+    assert uk.endswith("відкриється 29 червня.")
+
+
+def test_accepted_reading_names_the_provisional_kwh() -> None:
+    reading = ReadingOutcome(
+        0, Zone.DAY, "1.8.2", 12345, kind=ReadingKind.IN_WINDOW, kwh=1345, baseline=11000
+    )
+    uk, en = reading_message(reading, date(2023, 5, 30))
+    assert en == "day: reading 12 345 accepted, 1 345 kWh since the previous one."
+    assert uk == "день: показ 12 345 прийнято, спожито 1 345 кВт·год від попереднього."

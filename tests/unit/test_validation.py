@@ -1,6 +1,9 @@
 """Judging submissions (SPEC §2.3, the reason codes up to TOO_MANY_DIGITS) and registry events.
 
-Every test runs on a fixed `now`: the rules have no clock of their own.
+Every test runs on a fixed `now`: the rules have no clock of their own. The baseline rules
+(§2.4) apply to every accepted reading, so readings meant to be accepted here are just above the
+meter's initial reading (day 12,000 / night 6,500 / total 4,200); test_ledger.py and
+test_closing.py cover the baseline rules and period close themselves.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import pytest
 
 from streams.codec import default_codec
 from streams.decode import decode_inbound, submission_from_datum
+from streams.domain.account import AccountState
 from streams.domain.calendar import Period, ReadingKind
 from streams.domain.model import (
-    AccountState,
     Meter,
     MeterInstalled,
     MeterRemoved,
@@ -47,16 +50,28 @@ def new_event_id() -> str:
     return str(uuid.UUID(int=next(_event_ids)))
 
 
-def two_zone(meter_id: str = GAMA, installed_on: date = date(2021, 3, 15)) -> Meter:
-    return Meter(meter_id, TWO_ZONE, 6, {DAY: 12000, NIGHT: 6500}, installed_on)
+def two_zone(
+    meter_id: str = GAMA,
+    installed_on: date = date(2021, 3, 15),
+    initial: dict[Zone, int] | None = None,
+) -> Meter:
+    return Meter(meter_id, TWO_ZONE, 6, initial or {DAY: 12000, NIGHT: 6500}, installed_on)
 
 
-def single_zone(meter_id: str = "NIK-2303", installed_on: date = date(2021, 3, 15)) -> Meter:
-    return Meter(meter_id, SINGLE_ZONE, 5, {TOTAL: 4200}, installed_on)
+def single_zone(
+    meter_id: str = "NIK-2303", installed_on: date = date(2021, 3, 15), initial: int = 4200
+) -> Meter:
+    return Meter(meter_id, SINGLE_ZONE, 5, {TOTAL: initial}, installed_on)
 
 
-def three_zone(meter_id: str = "TRI-7", installed_on: date = date(2021, 3, 15)) -> Meter:
-    return Meter(meter_id, THREE_ZONE, 7, {PEAK: 1, HALF_PEAK: 2, NIGHT: 3}, installed_on)
+def three_zone(
+    meter_id: str = "TRI-7",
+    installed_on: date = date(2021, 3, 15),
+    initial: dict[Zone, int] | None = None,
+) -> Meter:
+    return Meter(
+        meter_id, THREE_ZONE, 7, initial or {PEAK: 1, HALF_PEAK: 2, NIGHT: 3}, installed_on
+    )
 
 
 def account(*meters: Meter) -> AccountState:
@@ -115,6 +130,14 @@ NEVER_INSTALLED = apply_registry_event(
 GAP = account(
     removed(TWO, GAMA, date(2022, 1, 10)).meters[0], single_zone(installed_on=date(2022, 6, 1))
 )
+# Meters installed just below their largest display value: the top value is a small advance.
+TWO_NEAR_TOP = account(two_zone(initial={DAY: 999_000, NIGHT: 6500}))
+SINGLE_NEAR_TOP = account(single_zone(initial=99_000))
+THREE_NEAR_TOP = account(three_zone(initial={PEAK: 9_999_000, HALF_PEAK: 2, NIGHT: 3}))
+# A meter installed with its night register at zero.
+TWO_FROM_ZERO = account(two_zone(initial={DAY: 12000, NIGHT: 0}))
+# Values just above the initial readings: every baseline rule passes.
+ABOVE = {DAY: 12_100, NIGHT: 6_600, TOTAL: 4_300}
 
 
 # --- MALFORMED: the whole submission, one row ----------------------------------------------------
@@ -274,25 +297,29 @@ def test_one_reason_per_case(
 
 
 ACCEPTED = [
-    pytest.param(TWO, sub(r(999_999, DAY)), id="6-digits-999999"),
-    pytest.param(SINGLE, sub(r(99_999, TOTAL)), id="5-digits-99999"),
-    pytest.param(THREE, sub(r(9_999_999, PEAK)), id="7-digits-9999999"),
-    pytest.param(TWO, sub(r(0, NIGHT)), id="zero"),
-    pytest.param(TWO, sub(r(100, DAY), at=NOW + timedelta(minutes=4)), id="four-minutes-ahead"),
-    pytest.param(TWO, sub(r(100, DAY), at=NOW + timedelta(minutes=5)), id="five-minutes-ahead"),
-    pytest.param(TWO, sub(r(100, DAY), meter_id=GAMA), id="named-active-meter"),
-    pytest.param(SINGLE, sub(r(100, TOTAL)), id="single-zone-total"),
-    pytest.param(SINGLE, sub(r(100, register="1.8.0")), id="single-zone-1.8.0"),
-    pytest.param(SINGLE, sub(r(100, TOTAL, "15.8.0.")), id="single-zone-total-and-label"),
-    pytest.param(TWO, sub(r(100, DAY, "  ")), id="zone-with-blank-register"),
+    pytest.param(TWO_NEAR_TOP, sub(r(999_999, DAY)), id="6-digits-999999"),
+    pytest.param(SINGLE_NEAR_TOP, sub(r(99_999, TOTAL)), id="5-digits-99999"),
+    pytest.param(THREE_NEAR_TOP, sub(r(9_999_999, PEAK)), id="7-digits-9999999"),
+    pytest.param(TWO_FROM_ZERO, sub(r(0, NIGHT)), id="zero"),
+    pytest.param(TWO, sub(r(12_100, DAY), at=NOW + timedelta(minutes=4)), id="four-minutes-ahead"),
+    pytest.param(TWO, sub(r(12_100, DAY), at=NOW + timedelta(minutes=5)), id="five-minutes-ahead"),
+    pytest.param(TWO, sub(r(12_100, DAY), meter_id=GAMA), id="named-active-meter"),
+    pytest.param(SINGLE, sub(r(4_300, TOTAL)), id="single-zone-total"),
+    pytest.param(SINGLE, sub(r(4_300, register="1.8.0")), id="single-zone-1.8.0"),
+    pytest.param(SINGLE, sub(r(4_300, TOTAL, "15.8.0.")), id="single-zone-total-and-label"),
+    pytest.param(TWO, sub(r(12_100, DAY, "  ")), id="zone-with-blank-register"),
     pytest.param(
         TWO,
         # 00:30 local on 15 March 2021, the installation day.
-        sub(r(100, DAY), at=datetime(2021, 3, 14, 22, 30, tzinfo=UTC)),
+        sub(r(12_100, DAY), at=datetime(2021, 3, 14, 22, 30, tzinfo=UTC)),
         id="installation-day-local",
     ),
     pytest.param(THREE, sub(r(1, PEAK), r(2, HALF_PEAK), r(3, NIGHT)), id="three-zone-all-zones"),
-    pytest.param(TWO, sub(r(1, DAY, "1.8.2"), r(2, NIGHT, "t21")), id="two-zone-labels-and-zones"),
+    pytest.param(
+        TWO,
+        sub(r(12_001, DAY, "1.8.2"), r(6_502, NIGHT, "t21")),
+        id="two-zone-labels-and-zones",
+    ),
 ]
 
 
@@ -402,8 +429,9 @@ def test_accepted_readings_carry_zone_meter_kind_period_and_local_date() -> None
         assert row.kind is ReadingKind.IN_WINDOW
         assert row.period == Period(2023, 5)
         assert row.local_date == date(2023, 5, 30)
-        # kWh and flags belong to later rules (§2.4), not to this stage.
-        assert (row.kwh, row.flags) == (None, ())
+    # The baseline rules (§2.4) give the provisional kWh since the initial readings.
+    assert (day.kwh, day.flags, day.baseline, day.unwrapped) == (3_321, (), 12_000, 15_321)
+    assert (night.kwh, night.flags, night.baseline, night.unwrapped) == (1_512, (), 6_500, 8_012)
 
 
 PLACED = [
@@ -424,7 +452,7 @@ def test_accepted_reading_is_placed_by_kyiv_date(
     at: str, kind: ReadingKind, period: str, local: str
 ) -> None:
     instant = datetime.fromisoformat(at.replace("Z", "+00:00"))
-    [row] = judge(TWO, sub(r(100, DAY), at=instant), now=instant).readings
+    [row] = judge(TWO, sub(r(12_100, DAY), at=instant), now=instant).readings
     assert row.accepted
     assert (row.kind, str(row.period), row.local_date) == (kind, period, date.fromisoformat(local))
 
@@ -467,7 +495,7 @@ def test_meter_exchange(
 ) -> None:
     instant = datetime.fromisoformat(at.replace("Z", "+00:00"))
     [row] = judge(
-        EXCHANGED, sub(r(100, zone), at=instant, meter_id=named), now=AFTER_EXCHANGE
+        EXCHANGED, sub(r(ABOVE[zone], zone), at=instant, meter_id=named), now=AFTER_EXCHANGE
     ).readings
     assert (row.reason, row.meter_id) == (reason, meter_id)
 
@@ -614,7 +642,7 @@ def test_unknown_accounts_leave_no_state() -> None:
 
 
 def test_judge_submission_does_not_change_state() -> None:
-    submission = sub(r(100, DAY))
+    submission = sub(r(12_100, DAY))
     judge(TWO, submission)
     assert TWO.recent == ()
     assert TWO.recent_outcome(submission.event_id) is None
@@ -624,7 +652,7 @@ def test_judge_submission_does_not_change_state() -> None:
 def test_remembered_submissions_bound_the_memory(remembered: int, sent: int) -> None:
     rules = Rules(remembered_submissions=remembered)
     state: AccountState | None = TWO
-    submissions = [sub(r(100 + i, DAY)) for i in range(sent)]
+    submissions = [sub(r(12_100 + i, DAY)) for i in range(sent)]
     for submission in submissions:
         state, _, _ = apply_submission(state, submission, now=NOW, rules=rules)
     assert state is not None
@@ -639,7 +667,7 @@ def test_remembered_submissions_bound_the_memory(remembered: int, sent: int) -> 
 def test_default_memory_is_sixteen_submissions() -> None:
     state: AccountState | None = TWO
     for i in range(40):
-        state, _, _ = apply_submission(state, sub(r(i, DAY)), now=NOW, rules=RULES)
+        state, _, _ = apply_submission(state, sub(r(12_000 + i, DAY)), now=NOW, rules=RULES)
     assert state is not None
     assert len(state.recent) == RULES.remembered_submissions == 16
 
@@ -648,9 +676,48 @@ def test_remembering_zero_submissions_keeps_none() -> None:
     rules = Rules(remembered_submissions=0)
     state: AccountState | None = TWO
     for i in range(3):
-        state, _, _ = apply_submission(state, sub(r(i, DAY)), now=NOW, rules=rules)
+        state, _, _ = apply_submission(state, sub(r(12_000 + i, DAY)), now=NOW, rules=rules)
     assert state is not None
     assert state.recent == ()
+
+
+# --- replayed rejections (`rejections replay`) ----------------------------------------------------
+
+
+def test_a_replayed_rejection_is_judged_again() -> None:
+    # Read on 30 May, after the only meter was removed in January: no meter is active.
+    submission = sub(r(4_300, TOTAL))
+    state, first, _ = apply_submission(REMOVED, submission, now=NOW, rules=RULES)
+    assert [row.reason for row in first.readings] == [Reason.UNKNOWN_METER]
+    # Billing's master data catches up: a new meter since 1 May.
+    state = apply_registry_event(
+        state, MeterInstalled(ACCOUNT, single_zone(installed_on=date(2023, 5, 1)))
+    )
+    # Redelivered as such, it is a duplicate with the first outcome ...
+    assert apply_submission(state, submission, now=NOW, rules=RULES)[1:] == (first, True)
+    # ... replayed from `rejections`, it is judged again, and remembered once.
+    again_state, again, duplicate = apply_submission(
+        state, submission, now=NOW, rules=RULES, replayed=True
+    )
+    assert not duplicate
+    assert again.status is OutcomeStatus.ACCEPTED
+    assert [o.event_id for o in again_state.recent].count(submission.event_id) == 1  # type: ignore[union-attr]
+    assert again_state.recent_outcome(submission.event_id) == again  # type: ignore[union-attr]
+    # Replayed a second time, it is now a duplicate: what was accepted is never counted twice.
+    assert apply_submission(again_state, submission, now=NOW, rules=RULES, replayed=True)[1:] == (
+        again,
+        True,
+    )
+
+
+def test_a_replayed_partly_accepted_submission_is_a_duplicate() -> None:
+    submission = sub(r(15_000, DAY), r(-1, NIGHT))
+    state, first, _ = apply_submission(TWO, submission, now=NOW, rules=RULES)
+    assert first.status is OutcomeStatus.PARTIALLY_ACCEPTED
+    again_state, again, duplicate = apply_submission(
+        state, submission, now=NOW, rules=RULES, replayed=True
+    )
+    assert (again_state, again, duplicate) == (state, first, True)
 
 
 # --- registry events ------------------------------------------------------------------------------
@@ -688,7 +755,8 @@ def test_removing_an_unknown_meter_changes_nothing() -> None:
 
 
 def test_registry_events_keep_the_remembered_outcomes() -> None:
-    state, outcome, _ = apply_submission(TWO, sub(r(100, DAY)), now=NOW, rules=RULES)
+    state, outcome, _ = apply_submission(TWO, sub(r(12_100, DAY)), now=NOW, rules=RULES)
+    assert outcome.status is OutcomeStatus.ACCEPTED
     assert state is not None
     state = apply_registry_event(
         state, MeterInstalled(ACCOUNT, single_zone("X-1", date(2024, 1, 1)))

@@ -1,0 +1,1272 @@
+"""`pokazy bench`: how fast the pipeline is, measured against real processes (SPEC §4, "Fast").
+
+One run, in this order, on its own topics (a unique prefix), ClickHouse database and data dirs:
+
+0. **Prepare.** A registry of N meters (`streams.sample`) and M bot submissions (a month per
+   round over every account, with the customers' usual mistakes, retries and unknown accounts)
+   are generated. The producer SDK's own rate is measured by publishing both to a scratch
+   topic that nothing reads, so no worker competes with it for CPU.
+1. **Throughput.** K worker processes are started; the registry is published and processed
+   (`wait_until_idle`), so the timed phase judges submissions only. Then the M submissions are
+   published while the workers run, idle. The figure is register readings (not submissions) per
+   second from the first submission judged (the earliest `ingested_at`/`rejected_at`) to the
+   moment every submission is queryable (polled through the workers' /sql); the time from the
+   first publish, and until `wait_until_idle` returns (offsets committed), is reported beside
+   it. The workers are started before the backlog exists on purpose: a worker started on a
+   backlog can lose its place (see `RecoveryFigures.stalled`), which is a finding, not a rate.
+2. **Latency.** With the workers running and idle, submissions are published at a steady rate
+   of readings/s; each one's publish time (when the bot calls `submit`) is compared with the
+   time its first row is seen through /sql. Visibility is observed, not inferred from
+   `ingested_at` (set when the row is built, before the insert lands); the figure is an upper
+   bound, coarse by the poll interval, and the polls share the worker's ClickHouse thread.
+3. **Memory and state.** Peak RSS (`VmHWM`) of each worker; the accounts table's changelog:
+   messages, bytes, bytes on the broker's disk, and the live state per account (latest value
+   per key).
+4. **Recovery.** The worker is stopped (SIGTERM) and started again, then killed (SIGKILL) and
+   started again: the seconds until /health answers and until a submission published right
+   after that is queryable. With the memory store the whole changelog is replayed at every
+   start; after a SIGKILL the group also waits for the dead member's session to time out. A
+   probe that is not queryable within `PROBE_TIMEOUT` is reported as a stall, not waited for.
+5. **Raw baseline.** A plain aiokafka consumer (its own process and group) reads the same
+   phase-1 submissions, decodes them with the same codec, builds one `readings` row per
+   register reading with no validation or state, and inserts them in batches through the same
+   sink into a ClickHouse of its own (same DDL). Our throughput is reported as a ratio to it.
+
+Embedded chdb lets one process open a path, so with K > 1 every worker has its own embedded
+ClickHouse (its own data dir) and rows are summed across them: that measures the pipeline's
+scaling, not a shared ClickHouse's. With a ClickHouse server configured, the workers share it.
+Timings are wall-clock on a shared machine: other processes, the broker and the benchmark
+itself take CPU from the workers, so figures are indicative, not a guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from streams.cli import local_kafka, run_query, wait_until_idle
+from streams.clickhouse import ClickHouse
+from streams.codec import default_codec
+from streams.domain.calendar import KYIV, Period, submission_window
+from streams.domain.zones import Zone
+from streams.errors import DecodeError, PokazyError
+from streams.producer import PokazyProducer
+from streams.sample import DAY_LABELS, NIGHT_LABELS, sample_month
+from streams.settings import Settings
+from streams.sink import ClickHouseSink, Row, sender_hash
+from streams.stack import kafka_version
+from streams.topics import ensure_topics, input_end_offsets
+
+# The mix of the generated traffic, per submission (sample_month's shares).
+DUPLICATE_SHARE = 0.05  # the bot retries the same event
+UNKNOWN_ACCOUNT_SHARE = 0.03  # a typo in the account number
+OFF_WINDOW_SHARE = 0.10  # submitted between windows
+TOO_MANY_DIGITS_SHARE = 0.04
+TOTAL_ON_TWO_ZONE_SHARE = 0.03
+UNKNOWN_REGISTER_SHARE = 0.02
+
+POLL_INTERVAL = 0.1  # seconds between visibility polls in the latency phase
+THROUGHPUT_POLL_INTERVAL = 0.25
+PACE_TICK = 0.005  # the latency phase's publisher wakes this often
+PROBE_TIMEOUT = 90.0  # seconds a restarted worker gets to make a new submission queryable
+PACKAGES = (
+    "faust-streaming", "aiokafka", "mode-streaming", "kafka-python", "fastavro",
+    "clickhouse-connect", "chdb", "orjson", "lz4", "cramjam",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to run; the defaults finish in a few minutes on a 2-core machine."""
+
+    accounts: int = 20_000
+    submissions: int | None = None  # throughput-phase submissions; default one per account
+    workers: int = 1
+    latency_rate: float = 1000.0  # register readings per second
+    latency_seconds: float = 20.0
+    seed: int = 7
+    timeout: float = 600.0  # for any one wait
+
+    @property
+    def throughput_submissions(self) -> int:
+        return self.submissions if self.submissions is not None else self.accounts
+
+
+# --------------------------------------------------------------------------------------------
+# Figures (the JSON report is these dataclasses, as dicts)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishFigures:
+    """The producer SDK's rate (validate, encode, send with acks=all) to a topic nobody reads."""
+
+    registry_events: int
+    registry_msgs_per_s: float
+    submissions: int
+    readings: int
+    seconds: float
+    msgs_per_s: float
+
+
+@dataclass(frozen=True)
+class ThroughputFigures:
+    workers: int
+    submissions: int
+    distinct_events: int
+    readings: int  # register readings in the published submissions (duplicates included)
+    accepted_rows: int  # in the `readings` view
+    rejected_rows: int  # in the `rejections` view
+    processing_seconds: float  # first submission judged -> every submission queryable
+    readings_per_s: float  # the headline: readings / processing_seconds
+    seconds_from_publish: float  # first publish -> every submission queryable
+    readings_per_s_from_publish: float
+    idle_seconds_from_publish: float  # first publish -> `wait_until_idle` returned
+    worker_cpu_seconds: float  # user + system, all workers, first publish -> queryable
+    broker_cpu_seconds: float | None  # the local broker's, same span; None for a remote one
+    poll_interval_s: float
+
+
+@dataclass(frozen=True)
+class LatencyFigures:
+    """Publish (the bot's `submit` call) to queryable (first row seen through /sql)."""
+
+    target_readings_per_s: float
+    achieved_readings_per_s: float
+    seconds: float
+    submissions: int
+    readings: int
+    measured: int  # first publications of an event id (retries are published, not measured)
+    unseen: int  # measured submissions never seen before the timeout
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    poll_interval_ms: float
+
+
+@dataclass(frozen=True)
+class MemoryFigures:
+    peak_rss_mib: list[float]  # VmHWM per worker after phases 1 and 2
+    peak_rss_mib_after_restart: float  # VmHWM of the worker restarted in phase 4
+    baseline_peak_rss_mib: float
+
+
+@dataclass(frozen=True)
+class StateFigures:
+    """The accounts table as its changelog topic holds it."""
+
+    store: str
+    changelog_topic: str
+    changelog_messages: int
+    changelog_bytes: int  # keys + values of every message, before compaction
+    changelog_disk_bytes: int | None  # on the brokers' disks (DescribeLogDirs)
+    accounts_with_state: int  # live keys
+    submissions_per_account: float  # published so far (phases 1 and 2); state remembers them
+    live_state_bytes: int  # latest key + value per account
+    bytes_per_account: float
+
+
+@dataclass(frozen=True)
+class RecoveryFigures:
+    stop: str  # "SIGTERM" (graceful) or "SIGKILL" (crash)
+    health_seconds: float  # start -> /health answers
+    # start -> a submission published once /health answers is queryable; None if it stalled
+    first_message_seconds: float | None
+    stalled: bool  # the probe was not queryable within PROBE_TIMEOUT
+    changelog_messages: int  # what the memory store replays on start
+    session_timeout_s: float
+
+
+@dataclass(frozen=True)
+class BaselineFigures:
+    """aiokafka + codec + rows + batched inserts: no validation, no state, no replies."""
+
+    readings: int
+    rows: int
+    processing_seconds: float  # first message fetched -> last batch inserted
+    readings_per_s: float
+    seconds_from_start: float  # process start -> last batch inserted
+    cpu_seconds: float
+    batch_rows: int
+
+
+@dataclass(frozen=True)
+class MachineFigures:
+    cores: int | None
+    cpu_model: str
+    platform: str
+    python: str
+    packages: dict[str, str]
+    kafka_version: str  # the local broker's release (pom.xml), or what the broker reports
+    kafka_bootstrap: str
+    clickhouse: str
+    load_average_before: list[float]
+    load_average_after: list[float]
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    started_at: str
+    options: dict[str, Any]
+    machine: MachineFigures
+    publish: PublishFigures
+    throughput: ThroughputFigures
+    latency: LatencyFigures
+    memory: MemoryFigures
+    state: StateFigures
+    recovery: list[RecoveryFigures]
+    baseline: BaselineFigures
+    ratio_to_baseline: float  # our readings/s over the baseline's (processing windows)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+
+# --------------------------------------------------------------------------------------------
+# Traffic
+# --------------------------------------------------------------------------------------------
+
+
+class Traffic:
+    """Bot traffic for the registry's accounts: each round is one month's submission per account.
+
+    Values advance by a plausible monthly consumption (wrapping past the meter's digits, as a
+    display does), dates fall in the period's window or, for some, between windows, and rounds
+    end before the current month, so nothing is judged as coming from the future.
+    """
+
+    def __init__(self, accounts: int, rounds: int, seed: int) -> None:
+        self._rng = random.Random(seed)
+        self.first_period = Period.of(datetime.now(UTC).date()).shift(-(rounds + 1))
+        self.registry = sample_month(accounts, self.first_period, seed).registry
+        self._values = {m["account_id"]: dict(m["initial"]) for m in self.registry}
+        self._index = 0
+        self._last: dict[str, Any] | None = None
+
+    def submissions(self, count: int) -> list[dict[str, Any]]:
+        return [self.submission() for _ in range(count)]
+
+    def submission(self) -> dict[str, Any]:
+        rng = self._rng
+        if self._last is not None and rng.random() < DUPLICATE_SHARE:
+            retried, self._last = self._last, None
+            return dict(retried)
+        meter = self.registry[self._index % len(self.registry)]
+        period = self.first_period.shift(self._index // len(self.registry))
+        if rng.random() < UNKNOWN_ACCOUNT_SHARE:
+            account, readings = f"9{rng.randrange(10**9):09d}", [{"zone": "total", "value": 4242}]
+        else:
+            self._index += 1
+            account, readings = meter["account_id"], self._readings(meter)
+        submission = {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "account_id": account,
+            "channel": rng.choice(("viber", "viber", "telegram")),
+            "sender_id": f"u-{int(account) * 2654435761 % 2**32:08x}",
+            "submitted_at": self._instant(period),
+            "readings": readings,
+        }
+        self._last = submission
+        return submission
+
+    def _readings(self, meter: dict[str, Any]) -> list[dict[str, Any]]:
+        rng = self._rng
+        modulus = 10 ** meter["digits"]
+        values = self._values[meter["account_id"]]
+        readings: list[dict[str, Any]] = []
+        for zone in meter["zones"]:
+            values[zone] = (values[zone] + rng.randrange(30, 400)) % modulus
+            if zone == Zone.TOTAL:
+                readings.append({"zone": "total", "value": values[zone]})
+            else:
+                labels = DAY_LABELS if zone == Zone.DAY else NIGHT_LABELS
+                readings.append({"register": rng.choice(labels), "value": values[zone]})
+        mistake = rng.random()
+        if mistake < TOO_MANY_DIGITS_SHARE:
+            readings[0]["value"] = readings[0]["value"] * 10 + modulus
+        elif mistake < TOO_MANY_DIGITS_SHARE + TOTAL_ON_TWO_ZONE_SHARE and len(readings) == 2:
+            readings = [{"register": "1.8.0", "value": sum(r["value"] for r in readings)}]
+        elif mistake < TOO_MANY_DIGITS_SHARE + TOTAL_ON_TWO_ZONE_SHARE + UNKNOWN_REGISTER_SHARE:
+            readings[0] = {"register": "9.9.9", "value": readings[0]["value"]}
+        return readings
+
+    def _instant(self, period: Period) -> str:
+        rng = self._rng
+        if rng.random() < OFF_WINDOW_SHARE:
+            day = period.first_day + timedelta(days=rng.randrange(3, period.days - 2))
+        else:
+            first, last = submission_window(period)
+            day = first + timedelta(days=rng.randrange((last - first).days + 1))
+        local = clock_time(rng.choice((8, 12, 19, 20, 21, 22)), rng.randrange(60))
+        at = datetime.combine(day, local, tzinfo=KYIV).astimezone(UTC)
+        return at.isoformat().replace("+00:00", "Z")
+
+
+def register_readings(submissions: Sequence[dict[str, Any]]) -> int:
+    return sum(len(s["readings"]) for s in submissions)
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The `POKAZY_*` variables that make a child process build these same settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"POKAZY_{name.upper()}"] = str(value)
+    return env
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with its `POKAZY_*` replaced by `settings`."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("POKAZY_")}
+    return {**inherited, **settings_env(settings)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The peak resident set size of a live process (`VmHWM`, Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise PokazyError(f"no VmHWM for pid {pid}")
+
+
+@dataclass
+class WorkerProcess:
+    """One `python -m streams worker` with its own data dir, web port and log."""
+
+    settings: Settings
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+
+    @property
+    def log_path(self) -> Path:
+        return self.settings.data_dir / "worker.log"
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise PokazyError("the worker has not been started")
+        return self.process.pid
+
+    def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.started_at = time.time()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker"],
+                env=child_env(self.settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_healthy(self, timeout: float) -> float:
+        """Block until /health answers; returns the time it did."""
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.settings.web_port}/health"
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise PokazyError(f"the worker exited; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if orjson.loads(response.read()).get("status") == "ok":
+                        return time.time()
+            except OSError:
+                time.sleep(0.05)
+        raise PokazyError(
+            f"the worker did not answer /health in {timeout:.0f}s; see {self.log_path}"
+        )
+
+    def query(self, sql: str) -> list[list[Any]]:
+        """A read-only query through this worker (only once /health has answered).
+
+        `run_query` opens the ClickHouse path itself when no worker answers, which would take
+        the embedded store's lock from a worker that is starting; hence the rule.
+        """
+        _, rows = run_query(self.settings, sql)
+        return rows
+
+    def stop(self, timeout: float = 60) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchRun:
+    """One benchmark run's isolated pipeline: settings, workers and the figures so far."""
+
+    settings: Settings  # the run's: its own topic prefix, database and data dir
+    options: BenchOptions
+    console: Console
+    workers: list[WorkerProcess] = field(default_factory=list)
+    broker_pid: int | None = None
+    kafka_version: str = "unknown"
+
+    @property
+    def database(self) -> str:
+        return self.settings.clickhouse_database
+
+    @property
+    def shared_clickhouse(self) -> bool:
+        return not self.settings.embedded_clickhouse
+
+    def worker_settings(self, index: int) -> Settings:
+        update: dict[str, Any] = {
+            "data_dir": self.settings.data_dir / f"worker-{index}",
+            "web_port": free_port(),
+        }
+        if self.settings.embedded_clickhouse:
+            update["clickhouse_url"] = None  # each worker's own chdb, under its data dir
+        return self.settings.model_copy(update=update)
+
+    def say(self, text: str) -> None:
+        self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}")
+
+    def start_workers(self, count: int) -> list[WorkerProcess]:
+        while len(self.workers) < count:
+            self.workers.append(WorkerProcess(self.worker_settings(len(self.workers))))
+        started = self.workers[:count]
+        for worker in started:
+            worker.start()
+        for worker in started:
+            worker.wait_healthy(self.options.timeout)
+        return started
+
+    def sum_over_workers(self, workers: Sequence[WorkerProcess], sql: str) -> int:
+        """A count summed over the workers' ClickHouses (one query if they share a server)."""
+        asked = workers[:1] if self.shared_clickhouse else workers
+        return sum(int(w.query(sql)[0][0] or 0) for w in asked)
+
+    def visible_events_sql(self) -> str:
+        db = self.database
+        return (
+            f"SELECT uniqExact(event_id) FROM (SELECT event_id FROM {db}.readings_log "
+            f"UNION ALL SELECT event_id FROM {db}.rejections_log)"
+        )
+
+
+def run_bench(
+    settings: Settings,
+    options: BenchOptions,
+    *,
+    console: Console | None = None,
+    json_path: Path | None = None,
+) -> BenchReport:
+    """Run every phase on an isolated pipeline, print the figures and write them as JSON."""
+    console = console or Console()
+    if options.workers < 1 or options.workers > settings.partitions:
+        raise PokazyError(f"--workers must be 1..{settings.partitions} (POKAZY_PARTITIONS)")
+    if options.accounts < 1 or options.throughput_submissions < 1:
+        raise PokazyError("--accounts and --submissions must be at least 1")
+    tag = uuid.uuid4().hex[:8]
+    run_settings = settings.model_copy(
+        update={
+            "topic_prefix": f"{settings.topic_prefix}bench{tag}.",
+            "clickhouse_database": f"bench_{tag}",
+            "data_dir": (settings.data_dir / "bench" / tag).resolve(),
+        }
+    )
+    run_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    load_before = list(os.getloadavg())
+    broker, started_broker = _broker(settings, console)
+    run = BenchRun(
+        run_settings, options, console, broker_pid=broker, kafka_version=_kafka_version(settings)
+    )
+    try:
+        report = _run_phases(run, started_at, load_before)
+        _print_report(report, console)
+        if json_path is not None:
+            json_path.write_bytes(report.to_json())
+            console.print(f"figures written to {json_path}")
+        _clean_up(run)
+    finally:
+        for worker in run.workers:
+            worker.stop()
+        if started_broker:
+            local_kafka(settings).down()
+    return report
+
+
+def _broker(settings: Settings, console: Console) -> tuple[int | None, bool]:
+    """The local broker's pid if it is ours (started now if needed), and whether we started it."""
+    host = settings.kafka_bootstrap.split(",")[0].rsplit(":", 1)[0]
+    if host not in ("127.0.0.1", "localhost"):
+        return None, False
+    kafka = local_kafka(settings)
+    status = kafka.status()
+    if status.answering:
+        return status.pid, False
+    if _answers(settings.kafka_bootstrap):
+        return None, False  # a local broker that is not this data dir's (e.g. compose)
+    console.print("starting the local Kafka broker…")
+    return kafka.up().pid, True
+
+
+def _answers(bootstrap: str) -> bool:
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    with contextlib.suppress(OSError), socket.create_connection((host, int(port)), timeout=2):
+        return True
+    return False
+
+
+def _run_phases(run: BenchRun, started_at: str, load_before: list[float]) -> BenchReport:
+    options, settings = run.options, run.settings
+    ensure_topics(settings)
+    latency_budget = math.ceil(options.latency_rate * options.latency_seconds) + 10
+    rounds = math.ceil((options.throughput_submissions + latency_budget) / options.accounts) + 1
+    traffic = Traffic(options.accounts, rounds, options.seed)
+    submissions = traffic.submissions(options.throughput_submissions)
+    notes = [
+        "Wall-clock figures on a shared machine: the broker, the benchmark process and anything "
+        "else running take CPU from the workers, so they are indicative and noisy.",
+    ]
+    run.say(f"SDK publish rate: {len(submissions)} submissions to a scratch topic")
+    publish = _publish_rates(settings, traffic.registry, submissions)
+    with PokazyProducer(settings) as producer:
+        run.say(f"loading {len(traffic.registry)} meters into {options.workers} worker(s)")
+        run.start_workers(options.workers)
+        for event in traffic.registry:
+            producer.publish_registry(event, wait=False)
+        producer.flush()
+        wait_until_idle(settings, options.timeout)
+        run.say(f"phase 1: {publish.readings} readings")
+        throughput = _throughput(run, producer, submissions)
+        phase1_ends = {
+            tp.partition: end
+            for tp, end in input_end_offsets(settings).items()
+            if tp.topic == settings.topic("readings")
+        }
+        run.say(f"phase 2: {options.latency_rate:.0f} readings/s for {options.latency_seconds}s")
+        latency = _latency(run, producer, traffic)
+        rss = [peak_rss_mib(w.pid) for w in run.workers[: options.workers]]
+        state = _state(settings, publish.submissions + latency.submissions, options.accounts)
+        run.say("phase 4: restarts")
+        recovery, rss_after_restart = _recovery(run, producer, traffic, state.changelog_messages)
+    for worker in run.workers:
+        worker.stop()
+    run.say("phase 5: the raw baseline")
+    baseline, baseline_rss = _baseline(run, phase1_ends, publish.readings)
+    if any(r.stalled for r in recovery):
+        notes.append(
+            f"A restarted worker did not make a new submission queryable in {PROBE_TIMEOUT:.0f}s "
+            "(stalled): a defect of the worker, to investigate with its log."
+        )
+    if options.workers > 1 and settings.embedded_clickhouse:
+        notes.append(
+            "Embedded chdb allows one process per path: each worker wrote to its own ClickHouse "
+            "and rows were summed across them (scaling of the pipeline, not of one ClickHouse)."
+        )
+    return BenchReport(
+        started_at=started_at,
+        options=asdict(options),
+        machine=_machine(run, load_before),
+        publish=publish,
+        throughput=throughput,
+        latency=latency,
+        memory=MemoryFigures(rss, rss_after_restart, baseline_rss),
+        state=state,
+        recovery=recovery,
+        baseline=baseline,
+        ratio_to_baseline=_ratio(throughput.readings_per_s, baseline.readings_per_s),
+        notes=notes,
+    )
+
+
+def _rate(count: float, seconds: float) -> float:
+    return count / seconds if seconds > 0 else 0.0
+
+
+def _ratio(ours: float, theirs: float) -> float:
+    return ours / theirs if theirs > 0 else 0.0
+
+
+def _publish_rates(
+    settings: Settings, registry: Sequence[dict[str, Any]], submissions: Sequence[dict[str, Any]]
+) -> PublishFigures:
+    """The SDK's rate on scratch topics of the run (no consumer), registry and submissions."""
+    scratch = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}sdk."})
+    ensure_topics(scratch)
+    with PokazyProducer(scratch) as producer:
+        started = time.perf_counter()
+        for event in registry:
+            producer.publish_registry(event, wait=False)
+        producer.flush()
+        registry_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        for submission in submissions:
+            producer.submit(submission, wait=False)
+        producer.flush()
+        seconds = time.perf_counter() - started
+    return PublishFigures(
+        registry_events=len(registry),
+        registry_msgs_per_s=_rate(len(registry), registry_seconds),
+        submissions=len(submissions),
+        readings=register_readings(submissions),
+        seconds=seconds,
+        msgs_per_s=_rate(len(submissions), seconds),
+    )
+
+
+def _throughput(
+    run: BenchRun, producer: PokazyProducer, submissions: Sequence[dict[str, Any]]
+) -> ThroughputFigures:
+    options, db = run.options, run.database
+    workers = run.workers[: options.workers]
+    expected = len({s["event_id"] for s in submissions})
+    readings = register_readings(submissions)
+    broker_cpu_before = _cpu_or_none(run.broker_pid)
+    worker_cpu_before = sum(cpu_seconds(w.pid) for w in workers)
+    started = time.time()
+    for submission in submissions:
+        producer.submit(submission, wait=False)
+    producer.flush()
+    deadline = time.monotonic() + options.timeout
+    while run.sum_over_workers(workers, run.visible_events_sql()) < expected:
+        if time.monotonic() > deadline:
+            raise PokazyError(f"phase 1: not every submission queryable in {options.timeout}s")
+        time.sleep(THROUGHPUT_POLL_INTERVAL)
+    queryable = time.time()
+    worker_cpu = sum(cpu_seconds(w.pid) for w in workers) - worker_cpu_before
+    broker_cpu_after = _cpu_or_none(run.broker_pid)
+    wait_until_idle(run.settings, options.timeout)
+    idle = time.time()
+    first = min(
+        _first_judged(w, db, since=started)
+        for w in (workers[:1] if run.shared_clickhouse else workers)
+    )
+    processing = queryable - first
+    return ThroughputFigures(
+        workers=options.workers,
+        submissions=len(submissions),
+        distinct_events=expected,
+        readings=readings,
+        accepted_rows=run.sum_over_workers(workers, f"SELECT count() FROM {db}.readings"),
+        rejected_rows=run.sum_over_workers(workers, f"SELECT count() FROM {db}.rejections"),
+        processing_seconds=processing,
+        readings_per_s=_rate(readings, processing),
+        seconds_from_publish=queryable - started,
+        readings_per_s_from_publish=_rate(readings, queryable - started),
+        idle_seconds_from_publish=idle - started,
+        worker_cpu_seconds=worker_cpu,
+        broker_cpu_seconds=(
+            broker_cpu_after - broker_cpu_before
+            if broker_cpu_before is not None and broker_cpu_after is not None
+            else None
+        ),
+        poll_interval_s=THROUGHPUT_POLL_INTERVAL,
+    )
+
+
+def _cpu_or_none(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return None
+
+
+def _first_judged(worker: WorkerProcess, db: str, since: float) -> float:
+    """When the worker judged its first submission after `since`: its earliest row time."""
+    bound = f"fromUnixTimestamp64Milli(toInt64({int(since * 1000)}), 'UTC')"
+    rows = worker.query(
+        f"SELECT toUnixTimestamp64Milli(min(at)) FROM (SELECT ingested_at AS at FROM "
+        f"{db}.readings_log WHERE at >= {bound} UNION ALL SELECT rejected_at AS at FROM "
+        f"{db}.rejections_log WHERE at >= {bound})"
+    )
+    millis = int(rows[0][0] or 0)
+    return millis / 1000 if millis > 0 else math.inf  # no rows: this worker judged nothing
+
+
+class VisibilityPoller:
+    """Polls the workers' /sql for the event ids of published submissions; records when seen.
+
+    A row seen in a poll became visible at the latest when that poll's answer came back: the
+    time recorded is that upper bound. Only rows built after the oldest submission still
+    unseen (minus a margin) are asked for, so a poll stays small while the workers keep up.
+    """
+
+    def __init__(self, run: BenchRun, workers: Sequence[WorkerProcess]) -> None:
+        self.run = run
+        self.workers = list(workers) if not run.shared_clickhouse else list(workers[:1])
+        self.published: dict[str, float] = {}
+        self.seen: dict[str, float] = {}
+        self._pending: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="visibility", daemon=True)
+        self.errors = 0
+
+    def __enter__(self) -> VisibilityPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def published_at(self, event_id: str, at: float) -> None:
+        with self._lock:
+            if event_id not in self.published:
+                self.published[event_id] = at
+                self._pending[event_id] = at
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def _loop(self) -> None:
+        db = self.run.database
+        while not self._stop.wait(POLL_INTERVAL):
+            with self._lock:
+                if not self._pending:
+                    continue
+                since = min(self._pending.values()) - 2.0
+            millis = int(since * 1000)
+            sql = (
+                f"SELECT event_id FROM {db}.readings_log WHERE ingested_at >= "
+                f"fromUnixTimestamp64Milli(toInt64({millis}), 'UTC') UNION ALL "
+                f"SELECT event_id FROM {db}.rejections_log WHERE rejected_at >= "
+                f"fromUnixTimestamp64Milli(toInt64({millis}), 'UTC')"
+            )
+            found: set[str] = set()
+            try:
+                for worker in self.workers:
+                    found.update(str(row[0]) for row in worker.query(sql))
+            except PokazyError:
+                self.errors += 1
+                continue
+            answered = time.time()
+            with self._lock:
+                for event_id in found & self._pending.keys():
+                    del self._pending[event_id]
+                    self.seen[event_id] = answered
+
+
+def _latency(run: BenchRun, producer: PokazyProducer, traffic: Traffic) -> LatencyFigures:
+    options = run.options
+    workers = run.workers[: options.workers]
+    sent_submissions = sent_readings = 0
+    with VisibilityPoller(run, workers) as poller:
+        started = time.monotonic()
+        finish = started + options.latency_seconds
+        while (now := time.monotonic()) < finish:
+            while sent_readings < options.latency_rate * (now - started):
+                submission = traffic.submission()
+                published = time.time()
+                producer.submit(submission, wait=False)
+                poller.published_at(submission["event_id"], published)
+                sent_submissions += 1
+                sent_readings += len(submission["readings"])
+            time.sleep(PACE_TICK)
+        seconds = time.monotonic() - started
+        producer.flush()
+        deadline = time.monotonic() + options.timeout
+        while poller.pending and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+    latencies = sorted((poller.seen[e] - poller.published[e]) * 1000 for e in poller.seen)
+    return LatencyFigures(
+        target_readings_per_s=options.latency_rate,
+        achieved_readings_per_s=_rate(sent_readings, seconds),
+        seconds=seconds,
+        submissions=sent_submissions,
+        readings=sent_readings,
+        measured=len(poller.published),
+        unseen=len(poller.published) - len(poller.seen),
+        p50_ms=percentile(latencies, 50),
+        p90_ms=percentile(latencies, 90),
+        p99_ms=percentile(latencies, 99),
+        max_ms=latencies[-1] if latencies else None,
+        poll_interval_ms=POLL_INTERVAL * 1000,
+    )
+
+
+def percentile(ordered: Sequence[float], p: float) -> float | None:
+    """The nearest-rank percentile of an ascending sequence (None if it is empty)."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _state(settings: Settings, submissions: int, accounts: int) -> StateFigures:
+    """Read the accounts table's changelog from the beginning: size, and live state per key."""
+    topic = f"{settings.app_id}-accounts-changelog"
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap.split(","),
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    live: dict[bytes, int] = {}
+    messages = total = 0
+    try:
+        partitions = [
+            KafkaTopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    size = len(record.key or b"") + len(record.value or b"")
+                    messages += 1
+                    total += size
+                    if record.value is None:
+                        live.pop(record.key, None)
+                    else:
+                        live[record.key] = size
+    finally:
+        consumer.close()
+    disk: int | None = None
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap.split(","), **settings.kafka_client_options()
+    )
+    try:
+        disk = sum(
+            partition["partition_size"]
+            for broker in admin.describe_log_dirs([topic])
+            for log_dir in broker["log_dirs"]
+            for described in log_dir["topics"]
+            if described["name"] == topic
+            for partition in described["partitions"]
+        )
+    except Exception:  # DescribeLogDirs needs a cluster ACL a production user may lack
+        disk = None
+    finally:
+        admin.close()
+    live_bytes = sum(live.values())
+    return StateFigures(
+        store=settings.table_store,
+        changelog_topic=topic,
+        changelog_messages=messages,
+        changelog_bytes=total,
+        changelog_disk_bytes=disk,
+        accounts_with_state=len(live),
+        submissions_per_account=_rate(submissions, accounts),
+        live_state_bytes=live_bytes,
+        bytes_per_account=_rate(live_bytes, len(live)),
+    )
+
+
+def _recovery(
+    run: BenchRun, producer: PokazyProducer, traffic: Traffic, changelog_messages: int
+) -> tuple[list[RecoveryFigures], float]:
+    """Stop every worker, start one, time it; then SIGKILL it and time the next start."""
+    for worker in run.workers:
+        worker.stop()
+    worker = run.workers[0]
+    figures = [_restart(run, worker, producer, traffic, "SIGTERM", changelog_messages)]
+    worker.kill()
+    figures.append(_restart(run, worker, producer, traffic, "SIGKILL", changelog_messages))
+    return figures, peak_rss_mib(worker.pid)
+
+
+def _restart(
+    run: BenchRun,
+    worker: WorkerProcess,
+    producer: PokazyProducer,
+    traffic: Traffic,
+    stop: str,
+    changelog_messages: int,
+) -> RecoveryFigures:
+    worker.start()
+    healthy = worker.wait_healthy(run.options.timeout)
+    probe = _known_account_submission(traffic)
+    producer.submit(probe)
+    sql = (
+        f"SELECT count() FROM (SELECT event_id FROM {run.database}.readings_log UNION ALL "
+        f"SELECT event_id FROM {run.database}.rejections_log) WHERE event_id = "
+        f"'{probe['event_id']}'"
+    )
+    deadline = time.monotonic() + min(PROBE_TIMEOUT, run.options.timeout)
+    seen: float | None = None
+    while seen is None and time.monotonic() < deadline:
+        if int(worker.query(sql)[0][0]):
+            seen = time.time()
+        else:
+            time.sleep(POLL_INTERVAL)
+    if seen is None:
+        run.say(f"[red]after {stop}: the probe is not queryable; see {worker.log_path}[/]")
+    return RecoveryFigures(
+        stop=stop,
+        health_seconds=healthy - worker.started_at,
+        first_message_seconds=None if seen is None else seen - worker.started_at,
+        stalled=seen is None,
+        changelog_messages=changelog_messages,
+        session_timeout_s=run.settings.kafka_session_timeout,
+    )
+
+
+def _known_account_submission(traffic: Traffic) -> dict[str, Any]:
+    """The next submission of the traffic that is new and names a registered account."""
+    known = {m["account_id"] for m in traffic.registry}
+    while True:
+        submission = traffic.submission()
+        if submission["account_id"] in known:
+            return {**submission, "event_id": str(uuid.uuid4())}
+
+
+# --------------------------------------------------------------------------------------------
+# The raw baseline: its own process, like a worker, so it pays the same process costs
+# --------------------------------------------------------------------------------------------
+
+
+def _baseline(run: BenchRun, ends: dict[int, int], readings: int) -> tuple[BaselineFigures, float]:
+    settings = run.settings
+    if settings.embedded_clickhouse:
+        raw = settings.model_copy(
+            update={
+                "clickhouse_url": SecretStr(f"chdb://{settings.data_dir / 'raw' / 'clickhouse'}"),
+                "clickhouse_database": f"{settings.clickhouse_database}_raw",
+            }
+        )
+    else:
+        raw = settings.model_copy(
+            update={"clickhouse_database": f"{settings.clickhouse_database}_raw"}
+        )
+    (settings.data_dir / "raw").mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.bench",
+            "raw-baseline",
+            orjson.dumps({str(p): e for p, e in ends.items()}).decode(),
+        ],
+        env=child_env(raw),
+        capture_output=True,
+        timeout=run.options.timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise PokazyError(
+            "the raw baseline failed:\n" + result.stderr.decode(errors="replace")[-3000:]
+        )
+    done = orjson.loads(result.stdout.splitlines()[-1])
+    processing = done["done"] - done["first"]
+    return (
+        BaselineFigures(
+            readings=done["readings"],
+            rows=done["rows"],
+            processing_seconds=processing,
+            readings_per_s=_rate(readings, processing),
+            seconds_from_start=done["done"] - started,
+            cpu_seconds=done["cpu_seconds"],
+            batch_rows=settings.sink_batch_rows,
+        ),
+        done["peak_rss_mib"],
+    )
+
+
+def raw_rows(datum: dict[str, Any], key: bytes, now: datetime) -> list[Row]:
+    """`readings` rows straight from a decoded submission: every reading, unjudged."""
+    hashed = sender_hash(key, datum["channel"], datum["sender_id"])
+    at: datetime = datum["submitted_at"]
+    event_id, account_id, channel = datum["event_id"], datum["account_id"], datum["channel"]
+    meter_id = datum.get("meter_id") or ""
+    # The columns of READING_COLUMNS; kind, period and kwh are what judging would add.
+    return [
+        (event_id, account_id, meter_id, r.get("zone") or "", r.get("register"),
+         max(0, r["value"]), "", "", at.date(), at, channel, hashed, None, [], now)
+        for r in datum["readings"]
+    ]  # fmt: skip
+
+
+async def _raw_consume(settings: Settings, ends: dict[int, int]) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = settings.topic("readings")
+    clickhouse = ClickHouse(settings.clickhouse_dsn, settings.clickhouse_database)
+    clickhouse.migrate()
+    sink = ClickHouseSink(clickhouse)
+    codec = default_codec()
+    key = settings.sender_hash_key.get_secret_value().encode()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap.split(","),
+        group_id=f"{settings.topic_prefix}raw-baseline",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **_aiokafka_options(settings),
+    )
+    partitions = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
+    position = {p: 0 for p in ends}
+    first: float | None = None
+    readings = rows = 0
+    oldest: float | None = None
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while any(position[p] < end for p, end in ends.items()):
+            batches = await consumer.getmany(timeout_ms=100)
+            now = datetime.now(UTC)
+            for tp, messages in batches.items():
+                position[tp.partition] = await consumer.position(tp)
+                for message in messages:
+                    if message.offset >= ends[tp.partition]:
+                        continue  # published after phase 1: not the baseline's work
+                    first = first or time.time()
+                    oldest = oldest or time.monotonic()
+                    try:
+                        _, datum = codec.decode(message.value or b"")
+                    except DecodeError:
+                        continue
+                    built = raw_rows(datum, key, now)
+                    readings += len(datum["readings"])
+                    rows += len(built)
+                    sink.add(readings=built)
+            due = oldest is not None and time.monotonic() - oldest >= settings.sink_flush_interval
+            if sink.pending_rows >= settings.sink_batch_rows or due:
+                await sink.flush()
+                await consumer.commit()
+                oldest = None
+        await sink.flush()
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+        sink.close()
+    return {
+        "first": first or time.time(),
+        "done": time.time(),
+        "readings": readings,
+        "rows": rows,
+        "cpu_seconds": sum(os.times()[:2]),
+        "peak_rss_mib": peak_rss_mib(os.getpid()),
+    }
+
+
+def _aiokafka_options(settings: Settings) -> dict[str, Any]:
+    """Security options in aiokafka's spelling (TLS files become an SSL context)."""
+    options = settings.kafka_client_options()
+    files = {
+        name: options.pop(name, None) for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    }
+    if settings.kafka_security_protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(
+            cafile=files["ssl_cafile"], certfile=files["ssl_certfile"], keyfile=files["ssl_keyfile"]
+        )
+    return options
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def _machine(run: BenchRun, load_before: list[float]) -> MachineFigures:
+    settings = run.settings
+    packages = {}
+    for name in PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            packages[name] = importlib.metadata.version(name)
+    return MachineFigures(
+        cores=os.cpu_count(),
+        cpu_model=_cpu_model(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        packages=packages,
+        kafka_version=run.kafka_version,
+        kafka_bootstrap=settings.kafka_bootstrap,
+        clickhouse=(
+            f"chdb {packages.get('chdb', '?')} (embedded)"
+            if settings.embedded_clickhouse
+            else settings.clickhouse_display
+        ),
+        load_average_before=load_before,
+        load_average_after=list(os.getloadavg()),
+    )
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _kafka_version(settings: Settings) -> str:
+    """The local broker's release from pom.xml, else the version the broker's APIs suggest."""
+    if local_kafka(settings).status().answering:
+        return kafka_version()
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap.split(","), **settings.kafka_client_options()
+    )
+    try:
+        node = admin.describe_cluster()["brokers"][0]["broker_id"]
+        version = admin.get_broker_version_data(node).broker_version
+        return ">= " + ".".join(map(str, version)) + " (from its API versions)"
+    except Exception:
+        return "unknown"
+    finally:
+        admin.close()
+
+
+def _print_report(report: BenchReport, console: Console) -> None:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.0f} ms"
+
+    t, p, lat, b = report.throughput, report.publish, report.latency, report.baseline
+    table = Table(title="pokazy bench", show_lines=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("how", style="dim")
+    rows: list[tuple[str, str, str]] = [
+        ("end-to-end throughput", f"{t.readings_per_s:,.0f} readings/s",
+         f"{t.readings:,} readings ({t.submissions:,} submissions), {t.workers} worker(s), "
+         f"first judged → all queryable in {t.processing_seconds:.1f}s"),
+        ("  from first publish", f"{t.readings_per_s_from_publish:,.0f} readings/s",
+         f"all queryable {t.seconds_from_publish:.1f}s after the first publish; "
+         f"idle (offsets committed) after {t.idle_seconds_from_publish:.1f}s"),
+        ("  worker CPU", f"{t.worker_cpu_seconds:.1f} s",
+         f"{t.worker_cpu_seconds / max(t.seconds_from_publish, 1e-9):.0%} of one core"
+         + (f"; broker {t.broker_cpu_seconds:.1f} s" if t.broker_cpu_seconds is not None else "")),
+        ("raw baseline", f"{b.readings_per_s:,.0f} readings/s",
+         f"aiokafka + codec + rows + inserts, {b.processing_seconds:.1f}s, "
+         f"{b.cpu_seconds:.1f} s CPU"),
+        ("ratio to the baseline", f"{report.ratio_to_baseline:.2f}", "ours / raw"),
+        ("latency p50", ms(lat.p50_ms),
+         f"publish → queryable, {lat.measured:,} submissions at "
+         f"{lat.achieved_readings_per_s:,.0f} readings/s for {lat.seconds:.0f}s"),
+        ("latency p99", ms(lat.p99_ms),
+         f"p90 {ms(lat.p90_ms)}, max {ms(lat.max_ms)}, unseen {lat.unseen}, "
+         f"poll every {lat.poll_interval_ms:.0f} ms"),
+        ("SDK publish", f"{p.msgs_per_s:,.0f} msgs/s",
+         f"{p.submissions:,} submissions in {p.seconds:.1f}s; registry "
+         f"{p.registry_msgs_per_s:,.0f} msgs/s"),
+        ("peak RSS", f"{max(report.memory.peak_rss_mib):,.0f} MiB",
+         "VmHWM per worker: " + ", ".join(f"{v:,.0f}" for v in report.memory.peak_rss_mib)
+         + f"; after restart {report.memory.peak_rss_mib_after_restart:,.0f}; "
+         f"baseline {report.memory.baseline_peak_rss_mib:,.0f}"),
+        ("state per account", f"{report.state.bytes_per_account:,.0f} B",
+         f"{report.state.accounts_with_state:,} accounts, changelog "
+         f"{report.state.changelog_messages:,} msgs / {report.state.changelog_bytes:,} B"
+         + (f" ({report.state.changelog_disk_bytes:,} B on disk)"
+            if report.state.changelog_disk_bytes is not None else "")
+         + f", store {report.state.store}"),
+    ]  # fmt: skip
+    for r in report.recovery:
+        rows.append(
+            (
+                f"restart after {r.stop}",
+                "stalled"
+                if r.first_message_seconds is None
+                else f"{r.first_message_seconds:.1f} s",
+                f"/health after {r.health_seconds:.1f}s; replays {r.changelog_messages:,} "
+                f"changelog msgs; session timeout {r.session_timeout_s:.0f}s",
+            )
+        )
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    m = report.machine
+    console.print(
+        f"[dim]{m.cores} cores, {m.cpu_model}, Python {m.python}, Kafka {m.kafka_version}, "
+        f"{m.clickhouse}; load {m.load_average_before[0]:.2f} → {m.load_average_after[0]:.2f}[/]"
+    )
+    for note in report.notes:
+        console.print(f"[dim]note: {note}[/]")
+
+
+def _clean_up(run: BenchRun) -> None:
+    """Delete the run's topics and data (kept when the run failed, to look at its logs)."""
+    with contextlib.suppress(Exception):
+        admin = KafkaAdminClient(
+            bootstrap_servers=run.settings.kafka_bootstrap.split(","),
+            **run.settings.kafka_client_options(),
+        )
+        try:
+            ours = [t for t in admin.list_topics() if t.startswith(run.settings.topic_prefix)]
+            if ours:
+                admin.delete_topics(ours)
+        finally:
+            admin.close()
+    if run.shared_clickhouse:
+        with contextlib.suppress(PokazyError):
+            clickhouse = ClickHouse(run.settings.clickhouse_dsn, run.database)
+            for name in (run.database, f"{run.database}_raw"):
+                clickhouse.command(f"DROP DATABASE IF EXISTS {name}")
+            clickhouse.close()
+    shutil.rmtree(run.settings.data_dir, ignore_errors=True)
+
+
+def _raw_baseline_main(argv: list[str]) -> None:
+    """`python -m streams.bench raw-baseline '{"0": end, ...}'`: prints its figures as JSON."""
+    ends = {int(p): int(end) for p, end in orjson.loads(argv[0]).items()}
+    figures = asyncio.run(_raw_consume(Settings.from_env(), ends))
+    sys.stdout.buffer.write(orjson.dumps(figures) + b"\n")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["raw-baseline"]:
+        raise SystemExit("usage: python -m streams.bench raw-baseline ENDS_JSON")
+    _raw_baseline_main(sys.argv[2:])

@@ -1,0 +1,140 @@
+"""`pokazy bench`, tiny, against the real test broker: every figure is there and makes sense.
+
+No timing thresholds: the machine is shared, so only the shape of the report is asserted, and
+the counts that do not depend on timing.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from streams.bench import BenchOptions, Traffic, percentile, register_readings, run_bench
+from streams.settings import Settings
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def test_bench_reports_every_figure(broker: str, tmp_path: Path) -> None:
+    settings = Settings(
+        kafka_bootstrap=broker, data_dir=tmp_path, partitions=2, kafka_session_timeout=6
+    )
+    # A hang fails the test within minutes instead of waiting out the default timeout.
+    options = BenchOptions(
+        accounts=200, workers=1, latency_rate=200, latency_seconds=3, timeout=120
+    )
+    output = io.StringIO()
+    json_path = tmp_path / "bench.json"
+
+    run_bench(settings, options, console=Console(file=output, width=160), json_path=json_path)
+
+    report = orjson.loads(json_path.read_bytes())
+    assert set(report) == {
+        "started_at", "options", "machine", "publish", "throughput", "latency", "memory",
+        "state", "recovery", "baseline", "ratio_to_baseline", "notes",
+    }  # fmt: skip
+    assert report["options"]["accounts"] == 200
+
+    machine = report["machine"]
+    assert _positive(machine["cores"])
+    assert machine["cpu_model"] and machine["python"].startswith("3.")
+    assert machine["packages"]["faust-streaming"] == "0.15.3"
+    assert machine["kafka_version"] and machine["kafka_bootstrap"] == broker
+
+    publish = report["publish"]
+    assert publish["registry_events"] == 200
+    assert publish["submissions"] == 200
+    assert publish["readings"] >= publish["submissions"]
+    assert _positive(publish["msgs_per_s"]) and _positive(publish["registry_msgs_per_s"])
+
+    throughput = report["throughput"]
+    assert throughput["workers"] == 1
+    assert throughput["readings"] == publish["readings"]
+    # Every published reading ends as an accepted or a rejected row; a retried event's rows
+    # replace their twins, so the views hold the distinct events' readings only.
+    assert 0 < throughput["accepted_rows"] + throughput["rejected_rows"] <= throughput["readings"]
+    assert throughput["rejected_rows"] > 0  # the traffic has its customers' mistakes
+    for name in (
+        "processing_seconds", "readings_per_s", "seconds_from_publish",
+        "readings_per_s_from_publish", "idle_seconds_from_publish", "worker_cpu_seconds",
+    ):  # fmt: skip
+        assert _positive(throughput[name]), name
+    assert throughput["processing_seconds"] <= throughput["seconds_from_publish"]
+    assert throughput["seconds_from_publish"] <= throughput["idle_seconds_from_publish"]
+
+    latency = report["latency"]
+    assert latency["unseen"] == 0
+    assert latency["measured"] > 0 and latency["readings"] >= latency["submissions"]
+    assert 0 < latency["p50_ms"] <= latency["p90_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert _positive(latency["achieved_readings_per_s"])
+
+    memory = report["memory"]
+    assert len(memory["peak_rss_mib"]) == 1 and all(map(_positive, memory["peak_rss_mib"]))
+    assert _positive(memory["peak_rss_mib_after_restart"])
+    assert _positive(memory["baseline_peak_rss_mib"])
+
+    state = report["state"]
+    assert state["store"] == "memory://"
+    assert state["changelog_topic"].endswith("worker-accounts-changelog")
+    assert state["accounts_with_state"] == 200  # every registered account has state
+    assert state["changelog_messages"] >= state["accounts_with_state"]
+    assert _positive(state["changelog_bytes"]) and _positive(state["bytes_per_account"])
+    assert state["changelog_disk_bytes"] is None or _count(state["changelog_disk_bytes"])
+
+    assert [r["stop"] for r in report["recovery"]] == ["SIGTERM", "SIGKILL"]
+    for restart in report["recovery"]:
+        assert _positive(restart["health_seconds"])
+        # A restarted worker that never makes the probe queryable is reported, not waited for:
+        # that is the worker's defect to fix, and this test checks the report's shape only.
+        if restart["stalled"]:
+            assert restart["first_message_seconds"] is None
+        else:
+            assert restart["health_seconds"] <= restart["first_message_seconds"]
+        assert restart["session_timeout_s"] == 6
+
+    baseline = report["baseline"]
+    # The baseline reads exactly phase 1's submissions and writes one row per reading.
+    assert baseline["readings"] == baseline["rows"] == throughput["readings"]
+    assert _positive(baseline["readings_per_s"]) and _positive(baseline["cpu_seconds"])
+    assert _positive(report["ratio_to_baseline"])
+    assert math.isclose(
+        report["ratio_to_baseline"], throughput["readings_per_s"] / baseline["readings_per_s"]
+    )
+
+    printed = output.getvalue()
+    assert "end-to-end throughput" in printed and "ratio to the baseline" in printed
+    # The run cleans up after itself: its data dir is gone.
+    assert not list((tmp_path / "bench").iterdir())
+
+
+def test_traffic_is_deterministic_and_has_the_usual_mix() -> None:
+    first, second = Traffic(300, rounds=3, seed=1), Traffic(300, rounds=3, seed=1)
+    submissions = first.submissions(600)
+    assert submissions == second.submissions(600)
+    assert register_readings(submissions) > len(submissions)  # two-zone meters send two
+    event_ids = [s["event_id"] for s in submissions]
+    assert len(set(event_ids)) < len(event_ids)  # bots retry
+    known = {m["account_id"] for m in first.registry}
+    assert any(s["account_id"] not in known for s in submissions)
+    assert all(s["submitted_at"] < first.first_period.shift(4).first_day.isoformat() for s in
+               submissions)  # fmt: skip
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 50) is None
+    assert percentile([5.0], 99) == 5.0
+    ordered = [float(n) for n in range(1, 101)]
+    assert percentile(ordered, 50) == 50.0
+    assert percentile(ordered, 99) == 99.0
+    assert percentile(ordered, 100) == 100.0

@@ -1,0 +1,235 @@
+"""SPEC §4 on the real broker: faults that must leave the analyst views as an undisturbed run.
+
+The undisturbed run is the domain core's own run over the same input (`ReferenceRun`); the
+billing tests show that a worker left alone produces exactly it. Each test injects its faults
+and compares `readings`, `rejections` and `billing` with it, row for row.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.cli import local_kafka, run_query
+from streams.domain.calendar import Period
+from streams.errors import PokazyError
+from streams.producer import PokazyProducer
+from streams.sample import sample_month
+from streams.settings import Settings
+from tests.integration.conftest import ROOT, TEST_BOOTSTRAP, Pipeline, free_port
+from tests.integration.expected import (
+    BILLING_SQL,
+    READINGS_SQL,
+    ReferenceRun,
+    actual_billing,
+    actual_readings,
+)
+
+PERIOD = Period(2023, 5)
+
+
+def _month(accounts: int, seed: int) -> tuple[Any, ReferenceRun]:
+    month = sample_month(accounts, PERIOD, seed=seed)
+    expected = ReferenceRun()
+    expected.registry(month.registry)
+    expected.submit(month.submissions)
+    expected.close(PERIOD)
+    return month, expected
+
+
+def _publish(pipeline: Pipeline, events: list[dict[str, Any]], kind: str) -> None:
+    with PokazyProducer(pipeline.settings) as producer:
+        for event in events:
+            if kind == "registry":
+                producer.publish_registry(event, wait=False)
+            else:
+                producer.submit(event, wait=False)
+
+
+def _close(pipeline: Pipeline) -> None:
+    with PokazyProducer(pipeline.settings) as producer:
+        producer.request_period_close(PERIOD, "test")
+
+
+def _assert_views(rows: dict[str, list[dict[str, Any]]], expected: ReferenceRun) -> None:
+    assert actual_readings(rows["readings"]) == expected.readings
+    assert len(rows["readings"]) == len(expected.readings)
+    assert {(r["event_id"], r["reason"]) for r in rows["rejections"]} == expected.rejections
+    assert len(rows["rejections"]) == expected.rejection_rows
+    assert actual_billing(rows["billing"]) == expected.billing
+    assert len(rows["billing"]) == len(expected.billing)
+
+
+def _views(pipeline: Pipeline) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "readings": pipeline.query(READINGS_SQL),
+        "rejections": pipeline.query("SELECT event_id, reason FROM {db}.rejections"),
+        "billing": pipeline.query(BILLING_SQL),
+    }
+
+
+def _get(port: str, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, bytes(exc.read())
+
+
+def test_clickhouse_outage_is_retried_without_loss_and_reported(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    flag = tmp_path / "clickhouse-down"
+    worker = pipeline.worker(POKAZY_FAULT_CLICKHOUSE_FLAG=str(flag), POKAZY_STALL_TIMEOUT="3")
+    month, expected = _month(300, seed=21)
+    _publish(pipeline, month.registry, "registry")
+    pipeline.wait_idle()
+    flag.touch()
+    _publish(pipeline, month.submissions, "readings")
+    port = pipeline.env["POKAZY_WEB_PORT"]
+    deadline = time.monotonic() + 60
+    while (status := _get(port, "/health"))[0] != 503:
+        assert time.monotonic() < deadline, f"never reported the outage: {status}"
+        time.sleep(0.5)
+    assert orjson.loads(status[1])["status"] == "stalled"
+    metrics = _get(port, "/metrics")[1].decode()
+    retries = [
+        line for line in metrics.splitlines() if line.startswith("pokazy_sink_retries_total")
+    ]
+    assert retries and float(retries[0].split()[-1]) > 0
+    with pytest.raises(PokazyError, match="not idle"):
+        pipeline.wait_idle(timeout=3)  # nothing is committed past the unwritten rows
+    assert worker.process is not None and worker.process.poll() is None
+    assert "ClickHouse insert failed" in worker.log_path.read_text()
+
+    flag.unlink()
+    pipeline.wait_idle()
+    _close(pipeline)
+    pipeline.wait_idle()
+    assert _get(port, "/health")[0] == 200
+    _assert_views(_views(pipeline), expected)
+
+
+def test_broker_restart_mid_stream_is_survived(pipeline: Pipeline) -> None:
+    pipeline.worker()
+    month, expected = _month(600, seed=22)
+    _publish(pipeline, month.registry, "registry")
+    pipeline.wait_idle()
+    half = len(month.submissions) // 2
+    _publish(pipeline, month.submissions[:half], "readings")
+    broker = local_kafka(
+        Settings(kafka_bootstrap=TEST_BOOTSTRAP, data_dir=ROOT / ".pokazy" / "test")
+    )
+    broker.down()
+    time.sleep(3)
+    broker.up()
+    _publish(pipeline, month.submissions[half:], "readings")
+    pipeline.wait_idle(timeout=300)
+    _close(pipeline)
+    pipeline.wait_idle()
+    _assert_views(_views(pipeline), expected)
+
+
+def test_worker_killed_three_times_including_mid_insert_and_mid_close(pipeline: Pipeline) -> None:
+    worker = pipeline.worker()
+    month, expected = _month(3000, seed=23)
+    _publish(pipeline, month.registry, "registry")
+    pipeline.wait_idle()
+    _publish(pipeline, month.submissions, "readings")
+    # 1: while rows stream into ClickHouse.
+    _wait_for_rows(pipeline, "readings_log", minimum=1)
+    worker.kill()
+    worker.start()
+    # 2: at a random moment of the rest of the file.
+    time.sleep(random.uniform(0.5, 3.0))
+    worker.kill()
+    worker.start()
+    pipeline.wait_idle(timeout=300)
+    # 3: during the period close.
+    _close(pipeline)
+    _wait_for_rows(pipeline, "billing_log", minimum=1, timeout=60)
+    worker.kill()
+    worker.start()
+    pipeline.wait_idle(timeout=300)
+    _assert_views(_views(pipeline), expected)
+
+
+def test_a_second_worker_joining_and_leaving_moves_partitions_and_state(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    first = pipeline.worker()
+    month, expected = _month(3000, seed=24)
+    _publish(pipeline, month.registry, "registry")
+    pipeline.wait_idle()
+    # The second worker has its own embedded ClickHouse (one process per chdb directory), so
+    # the views are the union of both stores; with a ClickHouse server they would share one.
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    second_settings = pipeline.settings.model_copy(
+        update={"data_dir": second_dir, "web_port": free_port()}
+    )
+    second = pipeline.worker(
+        POKAZY_DATA_DIR=str(second_dir), POKAZY_WEB_PORT=str(second_settings.web_port)
+    )
+    _publish(pipeline, month.submissions, "readings")
+    # Joined: it processes the partitions it was given, with the registry state it recovered
+    # from their changelog (otherwise its readings would all be UNKNOWN_ACCOUNT).
+    deadline = time.monotonic() + 120
+    while not _count(second_settings, pipeline.database, "readings_log"):
+        assert time.monotonic() < deadline, "the second worker never processed a reading"
+        time.sleep(0.2)
+    second.stop()  # leaves: its partitions, and their table state, move back to the first
+    pipeline.wait_idle(timeout=300)
+    _close(pipeline)
+    pipeline.wait_idle()
+    assert first.process is not None and first.process.poll() is None
+
+    views = _views(pipeline)
+    for name, sql in (
+        ("readings", READINGS_SQL),
+        ("rejections", "SELECT event_id, reason FROM {db}.rejections"),
+        ("billing", BILLING_SQL),
+    ):
+        columns, rows = run_query(second_settings, sql.replace("{db}", pipeline.database))
+        views[name] = _distinct(views[name] + [dict(zip(columns, r, strict=True)) for r in rows])
+    _assert_views(views, expected)
+
+
+def _count(settings: Settings, database: str, table: str) -> int:
+    _, rows = run_query(settings, f"SELECT count() FROM {database}.{table}")
+    return int(rows[0][0])
+
+
+def _distinct(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[bytes, dict[str, Any]] = {}
+    for row in rows:
+        seen.setdefault(orjson.dumps(row, default=str, option=orjson.OPT_SORT_KEYS), row)
+    return list(seen.values())
+
+
+def _wait_for_rows(pipeline: Pipeline, table: str, minimum: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while pipeline.query(f"SELECT count() AS n FROM {{db}}.{table}")[0]["n"] < minimum:
+        assert time.monotonic() < deadline, f"no rows in {table} within {timeout}s"
+        time.sleep(random.uniform(0.05, 0.2))
+
+
+def test_a_worker_started_on_a_backlog_processes_all_of_it(pipeline: Pipeline) -> None:
+    # faust's start-up seek races its fetcher and can skip fetched offsets (streams/faust_fixes).
+    worker = pipeline.worker()
+    month, expected = _month(1500, seed=25)
+    _publish(pipeline, month.registry, "registry")
+    pipeline.wait_idle()
+    worker.stop()
+    _publish(pipeline, month.submissions, "readings")
+    _close(pipeline)
+    worker.start()
+    pipeline.wait_idle(timeout=120)
+    _assert_views(_views(pipeline), expected)
