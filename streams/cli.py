@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
+import tenacity
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from streams.errors import BrokerUnavailable, PokazyError
+from streams.errors import BrokerUnavailable, ClickHouseUnavailable, PokazyError
 from streams.report_cli import report_command
 from streams.settings import Settings
 from streams.simulate_cli import simulate_command
@@ -264,8 +265,28 @@ def wait_idle(timeout: Annotated[float, typer.Option(help="seconds")] = 300.0) -
     console.print(f"idle after {time.monotonic() - started:.1f}s")
 
 
-def run_query(settings: Settings, query: str) -> tuple[list[str], list[list[Any]]]:
-    """A read-only query: through the running worker if there is one, else directly."""
+class _StoreBusy(PokazyError):
+    """The embedded store is locked by a worker whose web port does not answer (yet)."""
+
+
+def run_query(
+    settings: Settings, query: str, *, wait: float = 60
+) -> tuple[list[str], list[list[Any]]]:
+    """A read-only query: through the running worker if there is one, else directly.
+
+    A worker that is starting (or restarting itself) already holds the chdb directory before its
+    web port answers; the query then waits up to `wait` seconds for one of the two to open.
+    """
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(_StoreBusy),
+        stop=tenacity.stop_after_delay(wait),
+        wait=tenacity.wait_fixed(0.5),
+        reraise=True,
+    )
+    return retrying(_run_query_once, settings, query)
+
+
+def _run_query_once(settings: Settings, query: str) -> tuple[list[str], list[list[Any]]]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{settings.web_port}/sql",
         data=orjson.dumps({"query": query}),
@@ -281,7 +302,14 @@ def run_query(settings: Settings, query: str) -> tuple[list[str], list[list[Any]
         pass  # no worker here: open ClickHouse ourselves
     from streams.clickhouse import ClickHouse
 
-    clickhouse = ClickHouse(settings.clickhouse_dsn, settings.clickhouse_database)
+    try:
+        clickhouse = ClickHouse(settings.clickhouse_dsn, settings.clickhouse_database)
+    except ClickHouseUnavailable as exc:
+        if settings.embedded_clickhouse:
+            raise _StoreBusy(
+                f"{exc}; is a worker starting? its web port {settings.web_port} does not answer"
+            ) from exc
+        raise
     try:
         result = clickhouse.query(query, read_only=True)
     finally:

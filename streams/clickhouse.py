@@ -125,7 +125,7 @@ class ClickHouse:
     def query(self, sql: str, *, read_only: bool = False) -> QueryResult:
         """Run a SELECT; with `read_only`, ClickHouse itself refuses anything that writes."""
         settings = {"readonly": 1} if read_only else None
-        with _translated_errors(self.display):
+        with _translated_errors(self.display, read_only=read_only):
             result = self._client.query(sql, settings=settings)
         return QueryResult(tuple(result.column_names), tuple(map(tuple, result.result_rows)))
 
@@ -133,12 +133,22 @@ class ClickHouse:
         self._client.close()
 
 
+# ClickHouse's answer to a write under `readonly = 1` (error code 164, READONLY).
+_READONLY_REFUSAL = re.compile(r"\bCode: 164\b|\bREADONLY\b|in readonly mode")
+
+
 @contextmanager
-def _translated_errors(display: str) -> Iterator[None]:
+def _translated_errors(display: str, *, read_only: bool = False) -> Iterator[None]:
     """Turn clickhouse-connect's errors into pokazy's retryable / permanent ones, with cause."""
     try:
         yield
     except (OperationalError, OSError) as exc:
         raise ClickHouseUnavailable(f"ClickHouse at {display} is unavailable: {exc}") from exc
     except DatabaseError as exc:
-        raise QueryRejected(str(exc).strip()) from exc
+        message = str(exc).strip()
+        if read_only and _READONLY_REFUSAL.search(message):
+            raise QueryRejected(
+                "refused: queries here are read-only (SELECT, SHOW, DESCRIBE, EXPLAIN); "
+                "data changes only through the worker"
+            ) from exc
+        raise QueryRejected(message) from exc
