@@ -533,13 +533,16 @@ class AvroCodec:
         if problem is not None:
             raise InvalidEvent(problem.message, field=problem.field())
 
-    def encode(self, name: str, datum: Mapping[str, Any]) -> bytes:
+    def encode(self, name: str, datum: Mapping[str, Any], *, trusted: bool = False) -> bytes:
         """Validate `datum` against the current schema of `name` and return the message bytes.
 
         Raises `InvalidEvent` (naming the field, e.g. ``readings[1].value: expected long, got
-        'abc'``) for an unknown record type or a datum that does not fit the schema.
+        'abc'``) for an unknown record type or a datum that does not fit the schema. `trusted`
+        skips pokazy's own validator for records the worker builds itself (replies), which
+        tests hold to the schema; fastavro's writer still refuses what it cannot write.
         """
-        self.validate(name, datum)
+        if not trusted:
+            self.validate(name, datum)
         version = self._current[name]
         out = BytesIO()
         out.write(version.header)

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -150,6 +151,18 @@ def _columns(rows: Sequence[Row], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Rows taken from the buffer together, written together."""
+
+    readings: list[Row]
+    rejections: list[Row]
+    billing: list[Row]
+
+    def __len__(self) -> int:
+        return len(self.readings) + len(self.rejections) + len(self.billing)
+
+
 class ClickHouseSink:
     """Buffers rows and inserts them, retrying with backoff until ClickHouse takes them."""
 
@@ -164,6 +177,7 @@ class ClickHouseSink:
 
     @property
     def pending_rows(self) -> int:
+        """Rows buffered and not yet taken for a write."""
         return len(self._readings) + len(self._rejections) + len(self._billing)
 
     def add(
@@ -181,11 +195,22 @@ class ClickHouseSink:
         """Run a ClickHouse call on the ClickHouse thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
+    def take(self) -> Batch:
+        """Detach everything buffered as one batch; new rows go to a fresh buffer."""
+        batch = Batch(self._readings, self._rejections, self._billing)
+        self._readings, self._rejections, self._billing = [], [], []
+        self.metrics.sink_pending_rows.set(0)
+        return batch
+
+    async def write(self, batch: Batch) -> None:
+        """Insert a batch; returns only when all of it is in ClickHouse."""
+        await self._insert("readings_log", READING_COLUMNS, batch.readings)
+        await self._insert("rejections_log", REJECTION_COLUMNS, batch.rejections)
+        await self._insert("billing_log", BILLING_COLUMNS, batch.billing)
+
     async def flush(self) -> None:
         """Insert everything buffered; returns only when it is all in ClickHouse."""
-        await self._insert("readings_log", READING_COLUMNS, self._readings)
-        await self._insert("rejections_log", REJECTION_COLUMNS, self._rejections)
-        await self._insert("billing_log", BILLING_COLUMNS, self._billing)
+        await self.write(self.take())
 
     async def _insert(self, table: str, names: Sequence[str], rows: list[Row]) -> None:
         if not rows:
@@ -206,8 +231,6 @@ class ClickHouseSink:
         self.metrics.sink_insert_seconds.observe(time.monotonic() - started)
         self.metrics.sink_batch_rows.observe(len(rows))
         self.metrics.sink_last_insert.set(time.time())
-        rows.clear()
-        self.metrics.sink_pending_rows.set(self.pending_rows)
 
     def _log_retry(self, state: Any) -> None:
         self.metrics.sink_retries.inc()

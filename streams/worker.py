@@ -62,6 +62,7 @@ from streams.errors import DecodeError, PokazyError
 from streams.metrics import CONTENT_TYPE
 from streams.settings import Settings
 from streams.sink import (
+    Batch,
     ClickHouseSink,
     billing_rows,
     reading_rows,
@@ -94,7 +95,7 @@ class Pipeline:
     settings: Settings
     sink: ClickHouseSink
     accounts: Any  # the faust table: account id (bytes) -> encoded AccountState
-    replies: Any  # the faust replies topic
+    replies: Any  # where replies go: `ReplyTopic` (anything with `async send(key, value)`)
     codec: AvroCodec = field(default_factory=default_codec)
     rules: Rules = field(default_factory=Rules)
     clock: Clock = utc_now
@@ -102,6 +103,7 @@ class Pipeline:
     _pending: list[tuple[Any, Any]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _oldest_pending: float | None = None
+    _writing: asyncio.Future[None] | None = None
 
     async def handle(self, stream: Any, event: Any) -> None:
         """Process one message; never raises (an escaping error would drop the message)."""
@@ -134,10 +136,10 @@ class Pipeline:
             if self._oldest_pending is None:
                 self._oldest_pending = asyncio.get_running_loop().time()
             if self.sink.pending_rows >= self.settings.sink_batch_rows:
-                await self._flush_and_ack()
+                await self._write_batch()
 
     async def flush_if_due(self) -> None:
-        """Called by a timer: flush a batch that has waited `sink_flush_interval`."""
+        """Called by a timer: write a batch that has waited `sink_flush_interval`."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             if (
@@ -145,12 +147,24 @@ class Pipeline:
                 and self._oldest_pending is not None
                 and (loop.time() - self._oldest_pending >= self.settings.sink_flush_interval)
             ):
-                await self._flush_and_ack()
+                await self._write_batch()
 
-    async def _flush_and_ack(self) -> None:
-        await self.sink.flush()
-        pending, self._pending, self._oldest_pending = self._pending, [], None
-        for stream, event in pending:
+    async def _write_batch(self) -> None:
+        """Hand the buffered rows and their messages to a background write, then go on.
+
+        Messages are judged while the previous batch is being inserted (chdb and the network
+        work off the event loop). At most one batch is in flight: the next one waits for it,
+        so acknowledgements stay in offset order and memory stays bounded by two batches.
+        """
+        batch = self.sink.take()
+        events, self._pending, self._oldest_pending = self._pending, [], None
+        if self._writing is not None:
+            await self._writing
+        self._writing = asyncio.ensure_future(self._write_then_ack(batch, events))
+
+    async def _write_then_ack(self, batch: Batch, events: list[tuple[Any, Any]]) -> None:
+        await self.sink.write(batch)  # retries until ClickHouse has every row
+        for stream, event in events:
             await stream.ack(event)
         self.sink.metrics.progressed()
 
@@ -252,40 +266,9 @@ class Pipeline:
         await self._reply(outcome, duplicate, now)
 
     async def _reply(self, outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> None:
-        status = OutcomeStatus.DUPLICATE if duplicate else outcome.status
-        today = now.date()
-        summary_uk, summary_en = submission_message(outcome, status)
-        readings = []
-        for r in outcome.readings:
-            # Dated by the reading, not the clock: a replayed reply says the same thing.
-            uk, en = reading_message(r, r.local_date or today)
-            readings.append(
-                {
-                    "zone": r.zone,
-                    "register": r.register,
-                    "value": r.value,
-                    "accepted": r.accepted,
-                    "reason": r.reason,
-                    "kind": r.kind,
-                    "period": str(r.period) if r.period else None,
-                    "kwh": r.kwh,
-                    "message_uk": uk,
-                    "message_en": en,
-                }
-            )
-        payload = self.codec.encode(
-            SUBMISSION_OUTCOME,
-            {
-                "event_id": outcome.event_id,
-                "account_id": outcome.account_id,
-                "status": str(status),
-                "readings": readings,
-                "message_uk": summary_uk,
-                "message_en": summary_en,
-                "processed_at": now,
-            },
-        )
-        await self.replies.send(key=outcome.account_id.encode(), value=payload)
+        record = reply_record(outcome, duplicate, now)
+        payload = self.codec.encode(SUBMISSION_OUTCOME, record, trusted=True)
+        await self.replies.send(outcome.account_id.encode(), payload)
 
     async def close_due_period(self, readings: Any) -> None:
         """Request the close of the latest period whose window has ended, unless billed.
@@ -324,6 +307,56 @@ class Pipeline:
     def _store(self, account_id: str, old: AccountState | None, new: AccountState | None) -> None:
         if new is not None and new != old:
             self.accounts[account_id.encode()] = encode_state(new)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTopic:
+    """Sends replies straight to the app's producer, without faust's per-message futures.
+
+    The producer is the one faust flushes before every offset commit, so a reply is on the
+    broker before the offset of the submission it answers is committed, as with `Topic.send`.
+    The topic is created by `streams.topics.ensure_topics` with the input topics.
+    """
+
+    app: Any
+    name: str
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        await self.app.producer.send(self.name, key, value, None, None, None)
+
+
+def reply_record(outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> dict[str, Any]:
+    """The SubmissionOutcome record the bot receives: per reading and in sum, in uk and en."""
+    status = OutcomeStatus.DUPLICATE if duplicate else outcome.status
+    today = now.date()
+    summary_uk, summary_en = submission_message(outcome, status)
+    readings = []
+    for r in outcome.readings:
+        # Dated by the reading, not the clock: a replayed reply says the same thing.
+        uk, en = reading_message(r, r.local_date or today)
+        readings.append(
+            {
+                "zone": r.zone,
+                "register": r.register,
+                "value": r.value,
+                "accepted": r.accepted,
+                "reason": r.reason,
+                "kind": r.kind,
+                "period": str(r.period) if r.period else None,
+                "kwh": r.kwh,
+                "message_uk": uk,
+                "message_en": en,
+            }
+        )
+    return {
+        "event_id": outcome.event_id,
+        "account_id": outcome.account_id,
+        "status": str(status),
+        "readings": readings,
+        "message_uk": summary_uk,
+        "message_en": summary_en,
+        "processed_at": now,
+    }
 
 
 def account_partition(key: bytes, partitions: int) -> int:
@@ -376,12 +409,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
         value_serializer="raw",
         partitions=settings.partitions,
     )
-    replies = app.topic(
-        settings.topic("replies"),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
+    replies = ReplyTopic(app, settings.topic("replies"))
     accounts = app.Table(
         "accounts",
         default=None,

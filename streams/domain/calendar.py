@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -37,10 +38,7 @@ class Period:
     @classmethod
     def parse(cls, text: str) -> Period:
         """Parse `YYYY-MM`."""
-        match = _PERIOD_RE.match(text.strip())
-        if match is None:
-            raise ValueError(f"a period is written YYYY-MM, got {text!r}")
-        return cls(int(match.group(1)), int(match.group(2)))
+        return _parse_period(text)
 
     @classmethod
     def of(cls, day: date) -> Period:
@@ -48,7 +46,7 @@ class Period:
         return cls(day.year, day.month)
 
     def __str__(self) -> str:
-        return f"{self.year:04d}-{self.month:02d}"
+        return _period_text(self.year, self.month)
 
     @property
     def first_day(self) -> date:
@@ -127,3 +125,18 @@ def latest_closable_period(today: date) -> Period:
     """The latest period whose window has ended by the local date `today`."""
     period = Period.of(today).previous()
     return period if submission_window(period)[1] < today else period.previous()
+
+
+# Periods are parsed and printed for every stored state and every row: a few hundred distinct
+# values in a process's life, so both are cached.
+@functools.lru_cache(maxsize=4096)
+def _parse_period(text: str) -> Period:
+    match = _PERIOD_RE.match(text.strip())
+    if match is None:
+        raise ValueError(f"a period is written YYYY-MM, got {text!r}")
+    return Period(int(match.group(1)), int(match.group(2)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _period_text(year: int, month: int) -> str:
+    return f"{year:04d}-{month:02d}"

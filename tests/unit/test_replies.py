@@ -1,0 +1,59 @@
+"""Replies the worker builds satisfy the SubmissionOutcome schema (the worker skips validating).
+
+The worker encodes replies with `trusted=True`, so this test is what holds them to the schema:
+every outcome of a sample month (accepted, rejected, duplicates, malformed) makes a record that
+pokazy's strict validator accepts and that decodes back to itself.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from streams.codec import default_codec
+from streams.decode import SUBMISSION_OUTCOME, decode_inbound
+from streams.domain.account import AccountState
+from streams.domain.calendar import Period
+from streams.domain.model import MeterInstalled, MeterRemoved, Rules, Submission
+from streams.domain.validation import apply_registry_event, apply_submission
+from streams.producer import _REGISTRY_TYPES, READING_SUBMITTED
+from streams.sample import sample_month
+from streams.worker import reply_record
+
+NOW = datetime(2023, 7, 1, 9, 30, tzinfo=UTC)
+
+
+def _replies() -> list[dict[str, object]]:
+    codec = default_codec()
+    month = sample_month(300, Period(2023, 5), seed=3)
+    states: dict[str, AccountState | None] = {}
+    for event in month.registry:
+        name = _REGISTRY_TYPES[event["type"]]
+        body = {k: v for k, v in event.items() if k != "type"}
+        inbound = decode_inbound(codec.encode(name, codec.from_json(name, body)), codec)
+        assert isinstance(inbound, MeterInstalled | MeterRemoved)
+        states[inbound.account_id] = apply_registry_event(states.get(inbound.account_id), inbound)
+    records = []
+    for submission in [*month.submissions, *month.submissions[:50]]:  # and some duplicates
+        datum = codec.from_json(READING_SUBMITTED, submission)
+        inbound = decode_inbound(codec.encode(READING_SUBMITTED, datum), codec)
+        assert isinstance(inbound, Submission)
+        state = states.get(inbound.account_id)
+        new_state, outcome, duplicate = apply_submission(state, inbound, now=NOW, rules=Rules())
+        states[inbound.account_id] = new_state
+        records.append(reply_record(outcome, duplicate, NOW))
+    return records
+
+
+REPLIES = _replies()
+
+
+def test_the_sample_covers_every_status() -> None:
+    assert {r["status"] for r in REPLIES} >= {"accepted", "rejected", "duplicate"}
+
+
+def test_every_reply_fits_the_schema_and_round_trips() -> None:
+    codec = default_codec()
+    for record in REPLIES:
+        codec.validate(SUBMISSION_OUTCOME, record)
+        name, decoded = codec.decode(codec.encode(SUBMISSION_OUTCOME, record, trusted=True))
+        assert (name, decoded) == (SUBMISSION_OUTCOME, record), record["event_id"]
