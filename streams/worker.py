@@ -36,15 +36,10 @@ from faust.web import Request, Response, View
 from kafka.partitioner.default import murmur2
 
 from streams import faust_fixes
+from streams.admission import INTERNAL_ERROR, UNAUTHORIZED, Refused, Source, admit
 from streams.clickhouse import ClickHouse, QueryRejected
 from streams.codec import AvroCodec, default_codec
-from streams.decode import (
-    PERIOD_CLOSE_REQUESTED,
-    SUBMISSION_OUTCOME,
-    Inbound,
-    PeriodCloseRequested,
-    decode_inbound,
-)
+from streams.decode import PERIOD_CLOSE_REQUESTED, SUBMISSION_OUTCOME, PeriodCloseRequested
 from streams.domain.account import AccountState
 from streams.domain.calendar import kyiv_date, latest_closable_period
 from streams.domain.closing import close_period
@@ -58,7 +53,7 @@ from streams.domain.model import (
     SubmissionOutcome,
 )
 from streams.domain.validation import apply_registry_event, apply_submission
-from streams.errors import DecodeError, PokazyError
+from streams.errors import PokazyError
 from streams.metrics import CONTENT_TYPE
 from streams.settings import Settings
 from streams.sink import (
@@ -73,10 +68,6 @@ from streams.state import decode_state, encode_state
 
 log = logging.getLogger(__name__)
 
-# Not a domain reason: the worker failed on a message because of a defect of its own.
-INTERNAL_ERROR = "INTERNAL_ERROR"
-# Not a domain reason either: a control event (a period close) that billing did not sign.
-UNAUTHORIZED = "UNAUTHORIZED"
 # Kafka header `rejections replay` sets on the submissions it re-publishes.
 REPLAY_HEADER = "pokazy-replay"
 
@@ -127,6 +118,7 @@ class Pipeline:
                             f"internal error: {exc!r}",
                             self.clock(),
                             reason=INTERNAL_ERROR,
+                            max_payload=self.settings.max_message_bytes,
                         )
                     ]
                 )
@@ -164,33 +156,39 @@ class Pipeline:
     ) -> None:
         now = self.clock()
         raw = payload or b""
-        try:
-            inbound = decode_inbound(raw, self.codec)
-        except DecodeError as exc:
-            self.sink.metrics.messages.labels("undecodable").inc()
-            self.sink.add(rejections=[undecodable_row(raw, str(exc), now)])
-            return
-        self.sink.metrics.messages.labels(type(inbound).__name__).inc()
-        if _account_of(inbound) is not None and key != _account_of(inbound).encode():  # type: ignore[union-attr]
-            # State lives on the partition of the message key; a message keyed by anything but
-            # its account would judge (and write) outside that account's state.
+        source = Source.REGISTRY if topic == self.settings.topic("registry") else Source.READINGS
+        inbound = admit(
+            raw,
+            key,
+            source,
+            control_key=self.settings.control_key.get_secret_value().encode(),
+            codec=self.codec,
+            max_bytes=self.settings.max_message_bytes,
+        )
+        if isinstance(inbound, Refused):
+            kind = "unauthorized" if inbound.reason == UNAUTHORIZED else "undecodable"
+            self.sink.metrics.messages.labels(kind).inc()
+            if inbound.reason == UNAUTHORIZED:
+                log.warning("refused on %s[%d]: %s", topic, partition, inbound.detail)
             self.sink.add(
-                rejections=[undecodable_row(raw, "message key is not its account_id", now)]
+                rejections=[
+                    undecodable_row(
+                        raw,
+                        inbound.detail,
+                        now,
+                        reason=inbound.reason,
+                        max_payload=self.settings.max_message_bytes,
+                    )
+                ]
             )
             return
+        self.sink.metrics.messages.labels(type(inbound).__name__).inc()
         if isinstance(inbound, Submission):
             await self._submission(inbound, raw, now, replayed)
         elif isinstance(inbound, MeterInstalled | MeterRemoved):
             state = self._state(inbound.account_id)
             self._store(inbound.account_id, state, apply_registry_event(state, inbound))
-        elif isinstance(inbound, PeriodCloseRequested):
-            if topic != self.settings.topic("readings") or not inbound.signed_by(
-                self.settings.control_key.get_secret_value().encode()
-            ):
-                log.warning("refused an unsigned close of %s on %s", inbound.period, topic)
-                detail = "a period close without a valid billing signature"
-                self.sink.add(rejections=[undecodable_row(raw, detail, now, reason=UNAUTHORIZED)])
-                return
+        else:
             await self._close(inbound, partition)
 
     async def _close(self, request: PeriodCloseRequested, partition: int) -> None:
@@ -252,39 +250,7 @@ class Pipeline:
         await self._reply(outcome, duplicate, now)
 
     async def _reply(self, outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> None:
-        status = OutcomeStatus.DUPLICATE if duplicate else outcome.status
-        today = now.date()
-        summary_uk, summary_en = submission_message(outcome, status)
-        readings = []
-        for r in outcome.readings:
-            # Dated by the reading, not the clock: a replayed reply says the same thing.
-            uk, en = reading_message(r, r.local_date or today)
-            readings.append(
-                {
-                    "zone": r.zone,
-                    "register": r.register,
-                    "value": r.value,
-                    "accepted": r.accepted,
-                    "reason": r.reason,
-                    "kind": r.kind,
-                    "period": str(r.period) if r.period else None,
-                    "kwh": r.kwh,
-                    "message_uk": uk,
-                    "message_en": en,
-                }
-            )
-        payload = self.codec.encode(
-            SUBMISSION_OUTCOME,
-            {
-                "event_id": outcome.event_id,
-                "account_id": outcome.account_id,
-                "status": str(status),
-                "readings": readings,
-                "message_uk": summary_uk,
-                "message_en": summary_en,
-                "processed_at": now,
-            },
-        )
+        payload = self.codec.encode(SUBMISSION_OUTCOME, reply_datum(outcome, duplicate, now))
         await self.replies.send(key=outcome.account_id.encode(), value=payload)
 
     async def close_due_period(self, readings: Any) -> None:
@@ -326,13 +292,43 @@ class Pipeline:
             self.accounts[account_id.encode()] = encode_state(new)
 
 
+def reply_datum(outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> dict[str, Any]:
+    """The `SubmissionOutcome` reply a bot gets for a submission, as an Avro datum."""
+    status = OutcomeStatus.DUPLICATE if duplicate else outcome.status
+    today = now.date()
+    summary_uk, summary_en = submission_message(outcome, status)
+    readings = []
+    for r in outcome.readings:
+        # Dated by the reading, not the clock: a replayed reply says the same thing.
+        uk, en = reading_message(r, r.local_date or today)
+        readings.append(
+            {
+                "zone": r.zone,
+                "register": r.register,
+                "value": r.value,
+                "accepted": r.accepted,
+                "reason": r.reason,
+                "kind": r.kind,
+                "period": str(r.period) if r.period else None,
+                "kwh": r.kwh,
+                "message_uk": uk,
+                "message_en": en,
+            }
+        )
+    return {
+        "event_id": outcome.event_id,
+        "account_id": outcome.account_id,
+        "status": str(status),
+        "readings": readings,
+        "message_uk": summary_uk,
+        "message_en": summary_en,
+        "processed_at": now,
+    }
+
+
 def account_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as the SDK uses) gives a key."""
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
-
-
-def _account_of(inbound: Inbound) -> str | None:
-    return None if isinstance(inbound, PeriodCloseRequested) else inbound.account_id
 
 
 def _header_names(headers: Any) -> set[str]:

@@ -210,7 +210,13 @@ def _whole_submission_rejected(submission: Submission, detail: str) -> Submissio
 
 
 def malformation(submission: Submission, rules: Rules) -> str | None:
-    """What makes a decodable submission malformed as a whole, if anything."""
+    """What makes a decodable submission malformed as a whole, if anything.
+
+    The size limits come first and cost a `len` each: nothing longer than them reaches a rule,
+    a detail text, the account's state or a row.
+    """
+    if len(submission.event_id) > rules.max_id_length:
+        return f"event_id must be at most {rules.max_id_length} characters"
     try:
         uuid.UUID(submission.event_id)
     except ValueError:
@@ -227,6 +233,10 @@ def malformation(submission: Submission, rules: Rules) -> str | None:
         return f"a submission carries 1-{rules.max_readings} readings"
     named: list[str] = []
     for reading in submission.readings:
+        if reading.register is not None and len(reading.register) > rules.max_register_length:
+            return f"a register label must be at most {rules.max_register_length} characters"
+        if reading.raw_text is not None and len(reading.raw_text) > rules.max_raw_text_length:
+            return f"raw_text must be at most {rules.max_raw_text_length} characters"
         if reading.zone is None and not (reading.register or "").strip():
             return "a reading names neither its zone nor its register"
         named.append(reading.zone or normalize_register(reading.register or ""))

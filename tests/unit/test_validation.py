@@ -175,7 +175,29 @@ MALFORMED = [
     pytest.param(TWO, sub(r(100, DAY), account_id="   "), id="blank-account-id"),
     pytest.param(TWO, sub(r(100, DAY), sender_id="u" * 65), id="sender-id-too-long"),
     pytest.param(TWO, sub(r(100, DAY), meter_id="M" * 65), id="meter-id-too-long"),
+    pytest.param(TWO, sub(r(100, DAY), account_id="1" * 65), id="account-id-too-long"),
+    pytest.param(TWO, sub(r(100, DAY), event_id="0" * 65), id="event-id-too-long"),
+    pytest.param(TWO, sub(r(100, DAY, register="1" * 17)), id="register-too-long"),
+    pytest.param(
+        TWO,
+        sub(RegisterReading(DAY, None, 12100, raw_text="д" * 1001)),
+        id="raw-text-too-long",
+    ),
+    pytest.param(TWO, sub(*(r(12100 + n, DAY) for n in range(1000))), id="1000-readings"),
 ]
+
+
+def test_strings_at_their_limits_are_judged_not_malformed() -> None:
+    """The limits are maxima, not off by one: exactly at them a reading is judged as usual."""
+    at_limit = sub(
+        RegisterReading(None, "1.8.2" + " " * 11, 12100, raw_text="д" * 1000),
+        account_id=ACCOUNT,
+        sender_id="u" * 64,
+    )
+    outcome = judge(TWO, at_limit)
+    assert [(v.reason, v.zone) for v in outcome.readings] == [(None, DAY)]
+    unknown_long_label = judge(TWO, sub(r(12100, register="9" * 16)))
+    assert [v.reason for v in unknown_long_label.readings] == [Reason.UNKNOWN_REGISTER]
 
 
 @pytest.mark.parametrize(("state", "submission"), MALFORMED)
