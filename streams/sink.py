@@ -27,6 +27,7 @@ from streams.clickhouse import ClickHouse
 from streams.domain.calendar import Period, kyiv_date
 from streams.domain.closing import BillingLine
 from streams.domain.model import Submission, SubmissionOutcome
+from streams.domain.validation import is_redelivery
 from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,29 @@ def rejection_rows(
         )
         for r in outcome.rejected
     ]
+
+
+def submission_rows(
+    submission: Submission,
+    outcome: SubmissionOutcome,
+    duplicate: bool,
+    hashed_sender: str,
+    payload: bytes,
+    now: datetime,
+) -> tuple[list[Row], list[Row]]:
+    """The `readings` and `rejections` rows a judged submission writes.
+
+    A duplicate re-emits its first outcome's rows when it is a redelivery of that submission:
+    if the first pass crashed after its state was saved but before its rows were written, this
+    is how they get written. Another submission reusing the event_id writes nothing: its rows
+    would replace the first one's (same keys) with its own time, channel and payload.
+    """
+    if duplicate and not is_redelivery(outcome, submission):
+        return [], []
+    return (
+        reading_rows(submission, outcome, hashed_sender, now),
+        rejection_rows(submission, outcome, hashed_sender, payload, now),
+    )
 
 
 def billing_rows(lines: Sequence[BillingLine], closed_at: datetime) -> list[Row]:

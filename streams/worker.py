@@ -59,9 +59,8 @@ from streams.settings import Settings
 from streams.sink import (
     ClickHouseSink,
     billing_rows,
-    reading_rows,
-    rejection_rows,
     sender_hash,
+    submission_rows,
     undecodable_row,
 )
 from streams.state import decode_state, encode_state
@@ -238,12 +237,9 @@ class Pipeline:
             submission.channel,
             submission.sender_id,
         )
-        # A duplicate re-emits the rows of its first outcome: if the first pass crashed after
-        # its state was saved but before its rows were written, this is how they get written.
-        self.sink.add(
-            readings=reading_rows(submission, outcome, hashed, now),
-            rejections=rejection_rows(submission, outcome, hashed, raw, now),
-        )
+        # A redelivered duplicate re-emits its first outcome's rows (see `submission_rows`).
+        readings, rejections = submission_rows(submission, outcome, duplicate, hashed, raw, now)
+        self.sink.add(readings=readings, rejections=rejections)
         for reading in outcome.readings:
             verdict = "duplicate" if duplicate else "accepted" if reading.accepted else "rejected"
             self.sink.metrics.readings.labels(verdict, reading.reason or "").inc()

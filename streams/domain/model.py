@@ -141,6 +141,10 @@ class SubmissionOutcome:
     event_id: str
     account_id: str
     readings: tuple[ReadingOutcome, ...]
+    # The judged submission's content digest (`validation.submission_fingerprint`): tells a
+    # redelivery of the same submission from another one that reuses its event_id. Empty in
+    # outcomes remembered before it was kept.
+    fingerprint: str = ""
 
     @property
     def status(self) -> OutcomeStatus:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -643,6 +644,26 @@ def test_duplicate_with_a_different_payload_still_gets_the_first_outcome() -> No
     )
     assert duplicate
     assert again == first
+
+
+def test_only_a_redelivery_rewrites_the_rows_of_a_duplicate() -> None:
+    """A crash's redelivery writes its first rows again; another message reusing the event_id
+    (a buggy or hostile bot) must not replace them with its own time, channel or payload."""
+    from streams.sink import submission_rows
+
+    first_submission = sub(r(15_000, DAY))
+    state, first, _ = apply_submission(TWO, first_submission, now=NOW, rules=RULES)
+    first_rows = submission_rows(first_submission, first, False, "h", b"first", NOW)
+    assert len(first_rows[0]) == 1
+    redelivered = apply_submission(state, first_submission, now=NOW, rules=RULES)
+    assert redelivered[2]
+    assert submission_rows(first_submission, redelivered[1], True, "h", b"first", NOW) == (
+        first_rows
+    )
+    impostor = replace(first_submission, submitted_at=datetime(9999, 12, 31, tzinfo=UTC))
+    _, again, duplicate = apply_submission(state, impostor, now=NOW, rules=RULES)
+    assert duplicate and again == first
+    assert submission_rows(impostor, again, True, "h", b"impostor", NOW) == ([], [])
 
 
 def test_a_malformed_submission_is_remembered_too() -> None:
