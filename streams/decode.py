@@ -17,6 +17,7 @@ from typing import Any
 from streams.codec import AvroCodec, default_codec
 from streams.domain.calendar import Period
 from streams.domain.model import (
+    MAX_ID_LENGTH,
     Meter,
     MeterInstalled,
     MeterRemoved,
@@ -114,19 +115,31 @@ def _installed(datum: Mapping[str, Any]) -> MeterInstalled:
     if any(not 0 <= v < 10 ** datum["digits"] for v in initial.values()):
         raise ValueError(f"initial readings must be 0 <= value < 10**{datum['digits']}")
     meter = Meter(
-        meter_id=datum["meter_id"],
+        meter_id=_id(datum["meter_id"], "meter_id"),
         zones=zones,
         digits=datum["digits"],
         initial=initial,
         installed_on=_date(datum["installed_on"]),
-        dso=datum.get("dso") or DEFAULT_DSO,
+        dso=_id(datum.get("dso") or DEFAULT_DSO, "dso"),
     )
-    return MeterInstalled(datum["account_id"], meter)
+    return MeterInstalled(_id(datum["account_id"], "account_id"), meter)
 
 
 def _removed(datum: Mapping[str, Any]) -> MeterRemoved:
     final = {Zone(k): int(v) for k, v in datum["final"].items()}
-    return MeterRemoved(datum["account_id"], datum["meter_id"], final, _date(datum["removed_on"]))
+    return MeterRemoved(
+        _id(datum["account_id"], "account_id"),
+        _id(datum["meter_id"], "meter_id"),
+        final,
+        _date(datum["removed_on"]),
+    )
+
+
+def _id(value: str, name: str) -> str:
+    """An id of master data, held to the limit submissions are: it keys state and rows."""
+    if not value.strip() or len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{name} must be 1-{MAX_ID_LENGTH} characters")
+    return value
 
 
 def _utc(value: datetime) -> datetime:

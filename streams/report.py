@@ -60,7 +60,7 @@ REASON_MEANINGS = {
     "BELOW_PREVIOUS": "below the previous reading, not a rollover",
     "IMPLAUSIBLY_HIGH": "implausibly high (a digit too many?)",
     "INTERNAL_ERROR": "a defect in pokazy; kept for replay",
-    "UNAUTHORIZED": "a period close without billing's signature",
+    "UNAUTHORIZED": "a period close or master data not from billing",
 }
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

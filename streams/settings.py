@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.admission import DEFAULT_MAX_MESSAGE_BYTES
 from streams.errors import ConfigError
 
 DEVELOPMENT_SENDER_HASH_KEY = "pokazy-development-key"
@@ -66,6 +67,9 @@ class Settings(BaseSettings):
     # worker every `auto_close_check_interval` seconds, by Kyiv local date; no cron involved).
     auto_close: bool = False
     auto_close_check_interval: float = Field(default=3600.0, gt=0)
+    # The largest message the worker decodes; a larger one is a MALFORMED rejection that keeps
+    # only the payload's first 1 KiB. Valid submissions are under 14 KB (README "Limits").
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024, le=1_048_576)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("topic_prefix")

@@ -23,10 +23,12 @@ from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from streams.admission import DEFAULT_MAX_MESSAGE_BYTES
 from streams.clickhouse import ClickHouse
 from streams.domain.calendar import Period, kyiv_date
 from streams.domain.closing import BillingLine
 from streams.domain.model import Submission, SubmissionOutcome
+from streams.domain.validation import is_redelivery
 from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ BILLING_COLUMNS = (
 )  # fmt: skip
 
 Row = tuple[Any, ...]
+
+# What `rejections` keeps of an oversized message's payload, and the longest detail text.
+OVERSIZED_PAYLOAD_KEPT = 1024
+MAX_DETAIL_CHARS = 500
 
 # DateTime64 holds years 1900-2299; an out-of-range instant is stored as NULL in `rejections`.
 _CLICKHOUSE_YEARS = range(1900, 2300)
@@ -104,7 +110,7 @@ def rejection_rows(
             r.register,
             r.value,
             r.reason,
-            r.detail,
+            bounded_detail(r.detail),
             submission.channel,
             hashed_sender,
             at if in_range else None,
@@ -114,6 +120,29 @@ def rejection_rows(
         )
         for r in outcome.rejected
     ]
+
+
+def submission_rows(
+    submission: Submission,
+    outcome: SubmissionOutcome,
+    duplicate: bool,
+    hashed_sender: str,
+    payload: bytes,
+    now: datetime,
+) -> tuple[list[Row], list[Row]]:
+    """The `readings` and `rejections` rows a judged submission writes.
+
+    A duplicate re-emits its first outcome's rows when it is a redelivery of that submission:
+    if the first pass crashed after its state was saved but before its rows were written, this
+    is how they get written. Another submission reusing the event_id writes nothing: its rows
+    would replace the first one's (same keys) with its own time, channel and payload.
+    """
+    if duplicate and not is_redelivery(outcome, submission):
+        return [], []
+    return (
+        reading_rows(submission, outcome, hashed_sender, now),
+        rejection_rows(submission, outcome, hashed_sender, payload, now),
+    )
 
 
 def billing_rows(lines: Sequence[BillingLine], closed_at: datetime) -> list[Row]:
@@ -137,14 +166,39 @@ def billing_rows(lines: Sequence[BillingLine], closed_at: datetime) -> list[Row]
 
 
 def undecodable_row(
-    payload: bytes, detail: str, now: datetime, *, reason: str = "MALFORMED"
+    payload: bytes,
+    detail: str,
+    now: datetime,
+    *,
+    reason: str = "MALFORMED",
+    max_payload: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> Row:
-    """The `rejections` row of a message that cannot be judged (unreadable, or a defect)."""
+    """The `rejections` row of a message that cannot be judged (unreadable, or a defect).
+
+    The key is the hash of the whole payload, so a redelivered message replaces its twin; what
+    is stored is bounded (`stored_payload`, `bounded_detail`), whatever a producer sends.
+    """
     digest = hashlib.sha256(payload).hexdigest()
     return (
-        f"sha256:{digest}", "", "", None, None, None, reason, detail, "", "", None, "",
-        payload, now,
+        f"sha256:{digest}", "", "", None, None, None, reason, bounded_detail(detail), "", "",
+        None, "", stored_payload(payload, max_payload), now,
     )  # fmt: skip
+
+
+def stored_payload(payload: bytes, max_payload: int) -> bytes:
+    """The payload as `rejections` keeps it: whole up to `max_payload`, else its first 1 KiB.
+
+    A payload within the message limit is kept byte for byte, for `rejections replay`. A larger
+    one was refused unread and can never be replayed; its head (header, fingerprint, the first
+    ids) is enough to find who sent it, and keeps a flood of huge messages from filling
+    ClickHouse.
+    """
+    return payload if len(payload) <= max_payload else payload[:OVERSIZED_PAYLOAD_KEPT]
+
+
+def bounded_detail(detail: str) -> str:
+    """A detail text cut to `MAX_DETAIL_CHARS`: details quote input and exception texts."""
+    return detail if len(detail) <= MAX_DETAIL_CHARS else detail[: MAX_DETAIL_CHARS - 3] + "..."
 
 
 def _columns(rows: Sequence[Row], width: int) -> list[list[Any]]:

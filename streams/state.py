@@ -158,6 +158,7 @@ def _outcome(outcome: SubmissionOutcome) -> dict[str, Any]:
             ]
             for r in outcome.readings
         ],
+        "fingerprint": outcome.fingerprint,
     }
 
 
@@ -198,4 +199,6 @@ def _outcome_from(data: dict[str, Any]) -> SubmissionOutcome:
                 unwrapped=unwrapped,
             )
         )
-    return SubmissionOutcome(data["event_id"], data["account_id"], tuple(readings))
+    return SubmissionOutcome(
+        data["event_id"], data["account_id"], tuple(readings), data.get("fingerprint", "")
+    )

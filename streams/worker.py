@@ -36,15 +36,10 @@ from faust.web import Request, Response, View
 from kafka.partitioner.default import murmur2
 
 from streams import faust_fixes
+from streams.admission import INTERNAL_ERROR, UNAUTHORIZED, Refused, Source, admit
 from streams.clickhouse import ClickHouse, QueryRejected
 from streams.codec import AvroCodec, default_codec
-from streams.decode import (
-    PERIOD_CLOSE_REQUESTED,
-    SUBMISSION_OUTCOME,
-    Inbound,
-    PeriodCloseRequested,
-    decode_inbound,
-)
+from streams.decode import PERIOD_CLOSE_REQUESTED, SUBMISSION_OUTCOME, PeriodCloseRequested
 from streams.domain.account import AccountState
 from streams.domain.calendar import kyiv_date, latest_closable_period
 from streams.domain.closing import close_period
@@ -58,26 +53,21 @@ from streams.domain.model import (
     SubmissionOutcome,
 )
 from streams.domain.validation import apply_registry_event, apply_submission
-from streams.errors import DecodeError, PokazyError
+from streams.errors import PokazyError
 from streams.metrics import CONTENT_TYPE
 from streams.settings import Settings
 from streams.sink import (
     Batch,
     ClickHouseSink,
     billing_rows,
-    reading_rows,
-    rejection_rows,
     sender_hash,
+    submission_rows,
     undecodable_row,
 )
 from streams.state import decode_state, encode_state
 
 log = logging.getLogger(__name__)
 
-# Not a domain reason: the worker failed on a message because of a defect of its own.
-INTERNAL_ERROR = "INTERNAL_ERROR"
-# Not a domain reason either: a control event (a period close) that billing did not sign.
-UNAUTHORIZED = "UNAUTHORIZED"
 # Kafka header `rejections replay` sets on the submissions it re-publishes.
 REPLAY_HEADER = "pokazy-replay"
 
@@ -129,6 +119,7 @@ class Pipeline:
                             f"internal error: {exc!r}",
                             self.clock(),
                             reason=INTERNAL_ERROR,
+                            max_payload=self.settings.max_message_bytes,
                         )
                     ]
                 )
@@ -178,33 +169,39 @@ class Pipeline:
     ) -> None:
         now = self.clock()
         raw = payload or b""
-        try:
-            inbound = decode_inbound(raw, self.codec)
-        except DecodeError as exc:
-            self.sink.metrics.messages.labels("undecodable").inc()
-            self.sink.add(rejections=[undecodable_row(raw, str(exc), now)])
-            return
-        self.sink.metrics.messages.labels(type(inbound).__name__).inc()
-        if _account_of(inbound) is not None and key != _account_of(inbound).encode():  # type: ignore[union-attr]
-            # State lives on the partition of the message key; a message keyed by anything but
-            # its account would judge (and write) outside that account's state.
+        source = Source.REGISTRY if topic == self.settings.topic("registry") else Source.READINGS
+        inbound = admit(
+            raw,
+            key,
+            source,
+            control_key=self.settings.control_key.get_secret_value().encode(),
+            codec=self.codec,
+            max_bytes=self.settings.max_message_bytes,
+        )
+        if isinstance(inbound, Refused):
+            kind = "unauthorized" if inbound.reason == UNAUTHORIZED else "undecodable"
+            self.sink.metrics.messages.labels(kind).inc()
+            if inbound.reason == UNAUTHORIZED:
+                log.warning("refused on %s[%d]: %s", topic, partition, inbound.detail)
             self.sink.add(
-                rejections=[undecodable_row(raw, "message key is not its account_id", now)]
+                rejections=[
+                    undecodable_row(
+                        raw,
+                        inbound.detail,
+                        now,
+                        reason=inbound.reason,
+                        max_payload=self.settings.max_message_bytes,
+                    )
+                ]
             )
             return
+        self.sink.metrics.messages.labels(type(inbound).__name__).inc()
         if isinstance(inbound, Submission):
             await self._submission(inbound, raw, now, replayed)
         elif isinstance(inbound, MeterInstalled | MeterRemoved):
             state = self._state(inbound.account_id)
             self._store(inbound.account_id, state, apply_registry_event(state, inbound))
-        elif isinstance(inbound, PeriodCloseRequested):
-            if topic != self.settings.topic("readings") or not inbound.signed_by(
-                self.settings.control_key.get_secret_value().encode()
-            ):
-                log.warning("refused an unsigned close of %s on %s", inbound.period, topic)
-                detail = "a period close without a valid billing signature"
-                self.sink.add(rejections=[undecodable_row(raw, detail, now, reason=UNAUTHORIZED)])
-                return
+        else:
             await self._close(inbound, partition)
 
     async def _close(self, request: PeriodCloseRequested, partition: int) -> None:
@@ -254,19 +251,16 @@ class Pipeline:
             submission.channel,
             submission.sender_id,
         )
-        # A duplicate re-emits the rows of its first outcome: if the first pass crashed after
-        # its state was saved but before its rows were written, this is how they get written.
-        self.sink.add(
-            readings=reading_rows(submission, outcome, hashed, now),
-            rejections=rejection_rows(submission, outcome, hashed, raw, now),
-        )
+        # A redelivered duplicate re-emits its first outcome's rows (see `submission_rows`).
+        readings, rejections = submission_rows(submission, outcome, duplicate, hashed, raw, now)
+        self.sink.add(readings=readings, rejections=rejections)
         for reading in outcome.readings:
             verdict = "duplicate" if duplicate else "accepted" if reading.accepted else "rejected"
             self.sink.metrics.readings.labels(verdict, reading.reason or "").inc()
         await self._reply(outcome, duplicate, now)
 
     async def _reply(self, outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> None:
-        record = reply_record(outcome, duplicate, now)
+        record = reply_datum(outcome, duplicate, now)
         payload = self.codec.encode(SUBMISSION_OUTCOME, record, trusted=True)
         await self.replies.send(outcome.account_id.encode(), payload)
 
@@ -325,8 +319,8 @@ class ReplyTopic:
         await self.app.producer.send(self.name, key, value, None, None, None)
 
 
-def reply_record(outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> dict[str, Any]:
-    """The SubmissionOutcome record the bot receives: per reading and in sum, in uk and en."""
+def reply_datum(outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> dict[str, Any]:
+    """The `SubmissionOutcome` reply a bot gets for a submission, as an Avro datum."""
     status = OutcomeStatus.DUPLICATE if duplicate else outcome.status
     today = now.date()
     summary_uk, summary_en = submission_message(outcome, status)
@@ -362,10 +356,6 @@ def reply_record(outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> 
 def account_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as the SDK uses) gives a key."""
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
-
-
-def _account_of(inbound: Inbound) -> str | None:
-    return None if isinstance(inbound, PeriodCloseRequested) else inbound.account_id
 
 
 def _header_names(headers: Any) -> set[str]:

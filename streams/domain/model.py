@@ -141,6 +141,10 @@ class SubmissionOutcome:
     event_id: str
     account_id: str
     readings: tuple[ReadingOutcome, ...]
+    # The judged submission's content digest (`validation.submission_fingerprint`): tells a
+    # redelivery of the same submission from another one that reuses its event_id. Empty in
+    # outcomes remembered before it was kept.
+    fingerprint: str = ""
 
     @property
     def status(self) -> OutcomeStatus:
@@ -158,12 +162,24 @@ class SubmissionOutcome:
         return tuple(r for r in self.readings if r.accepted)
 
 
+# Size limits of what a submission may carry (README "Limits"). Ids are account numbers, chat
+# ids, meter serials and UUIDs; register labels are what a meter display shows ("15.8.2");
+# raw_text is the customer's message a reading was read from. Beyond them a submission is
+# MALFORMED: the longest strings are echoed into details, state and rows, so they are refused
+# before any rule looks at them. Within these limits a whole submission is under 14 KB of Avro.
+MAX_ID_LENGTH = 64
+MAX_REGISTER_LENGTH = 16
+MAX_RAW_TEXT_LENGTH = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """The configurable constants of the rules (defaults per SPEC §2)."""
+    """The configurable constants of the rules (defaults per SPEC §2 and the limits above)."""
 
     register_maps: Mapping[str, Mapping[str, Zone]] = field(default_factory=lambda: REGISTER_MAPS)
     future_tolerance: timedelta = timedelta(minutes=5)
     max_readings: int = 3
     remembered_submissions: int = 16
-    max_id_length: int = 64
+    max_id_length: int = MAX_ID_LENGTH
+    max_register_length: int = MAX_REGISTER_LENGTH
+    max_raw_text_length: int = MAX_RAW_TEXT_LENGTH

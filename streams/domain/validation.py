@@ -6,6 +6,8 @@ they take the account's state and return the next one, with no I/O and no clock 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -107,10 +109,43 @@ def _record(state: AccountState, reading: ReadingOutcome, submission: Submission
     return state.with_zone_ledger(reading.meter_id, reading.zone, updated)
 
 
+def submission_fingerprint(submission: Submission) -> str:
+    """A digest of everything a submission carries, kept with its outcome.
+
+    A message redelivered after a crash is the same submission and may re-emit its first
+    outcome's rows; another submission that reuses the event_id is a duplicate too, but must
+    not rewrite those rows with its own time, channel, sender or payload.
+    """
+    content = [
+        submission.event_id,
+        submission.account_id,
+        submission.meter_id,
+        submission.channel,
+        submission.sender_id,
+        submission.submitted_at.isoformat(),
+        [[r.zone, r.register, r.value, r.raw_text] for r in submission.readings],
+    ]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def is_redelivery(prior: SubmissionOutcome, submission: Submission) -> bool:
+    """Whether a duplicate is the very submission `prior` judged (or cannot be told apart)."""
+    return not prior.fingerprint or prior.fingerprint == submission_fingerprint(submission)
+
+
 def judge_submission(
     state: AccountState | None, submission: Submission, *, now: datetime, rules: Rules
 ) -> SubmissionOutcome:
     """Every reading's verdict, without changing anything."""
+    return replace(
+        _judge_submission(state, submission, now=now, rules=rules),
+        fingerprint=submission_fingerprint(submission),
+    )
+
+
+def _judge_submission(
+    state: AccountState | None, submission: Submission, *, now: datetime, rules: Rules
+) -> SubmissionOutcome:
     problem = malformation(submission, rules)
     if problem is not None:
         return _whole_submission_rejected(submission, problem)
@@ -210,7 +245,13 @@ def _whole_submission_rejected(submission: Submission, detail: str) -> Submissio
 
 
 def malformation(submission: Submission, rules: Rules) -> str | None:
-    """What makes a decodable submission malformed as a whole, if anything."""
+    """What makes a decodable submission malformed as a whole, if anything.
+
+    The size limits come first and cost a `len` each: nothing longer than them reaches a rule,
+    a detail text, the account's state or a row.
+    """
+    if len(submission.event_id) > rules.max_id_length:
+        return f"event_id must be at most {rules.max_id_length} characters"
     try:
         uuid.UUID(submission.event_id)
     except ValueError:
@@ -227,6 +268,10 @@ def malformation(submission: Submission, rules: Rules) -> str | None:
         return f"a submission carries 1-{rules.max_readings} readings"
     named: list[str] = []
     for reading in submission.readings:
+        if reading.register is not None and len(reading.register) > rules.max_register_length:
+            return f"a register label must be at most {rules.max_register_length} characters"
+        if reading.raw_text is not None and len(reading.raw_text) > rules.max_raw_text_length:
+            return f"raw_text must be at most {rules.max_raw_text_length} characters"
         if reading.zone is None and not (reading.register or "").strip():
             return "a reading names neither its zone nor its register"
         named.append(reading.zone or normalize_register(reading.register or ""))

@@ -17,7 +17,7 @@ from streams.domain.model import MeterInstalled, MeterRemoved, Rules, Submission
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.producer import _REGISTRY_TYPES, READING_SUBMITTED
 from streams.sample import sample_month
-from streams.worker import reply_record
+from streams.worker import reply_datum
 
 NOW = datetime(2023, 7, 1, 9, 30, tzinfo=UTC)
 
@@ -40,7 +40,7 @@ def _replies() -> list[dict[str, object]]:
         state = states.get(inbound.account_id)
         new_state, outcome, duplicate = apply_submission(state, inbound, now=NOW, rules=Rules())
         states[inbound.account_id] = new_state
-        records.append(reply_record(outcome, duplicate, NOW))
+        records.append(reply_datum(outcome, duplicate, NOW))
     return records
 
 

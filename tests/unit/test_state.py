@@ -237,6 +237,12 @@ def test_lived_state_remembers_what_a_user_would_see() -> None:
     assert [(r.position, r.reason) for r in third.readings] == [(-1, Reason.MALFORMED)]
 
 
+def test_remembered_outcomes_keep_their_submissions_fingerprint() -> None:
+    state = lived_state()
+    assert all(len(o.fingerprint) == 64 for o in state.recent)
+    assert decode_state(encode_state(state)).recent == state.recent
+
+
 def test_lived_state_keeps_ledgers_and_closes() -> None:
     state = decode_state(encode_state(lived_state()))
     assert state.closed_through == Period(2023, 6)

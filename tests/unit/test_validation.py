@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -175,7 +176,29 @@ MALFORMED = [
     pytest.param(TWO, sub(r(100, DAY), account_id="   "), id="blank-account-id"),
     pytest.param(TWO, sub(r(100, DAY), sender_id="u" * 65), id="sender-id-too-long"),
     pytest.param(TWO, sub(r(100, DAY), meter_id="M" * 65), id="meter-id-too-long"),
+    pytest.param(TWO, sub(r(100, DAY), account_id="1" * 65), id="account-id-too-long"),
+    pytest.param(TWO, sub(r(100, DAY), event_id="0" * 65), id="event-id-too-long"),
+    pytest.param(TWO, sub(r(100, DAY, register="1" * 17)), id="register-too-long"),
+    pytest.param(
+        TWO,
+        sub(RegisterReading(DAY, None, 12100, raw_text="д" * 1001)),
+        id="raw-text-too-long",
+    ),
+    pytest.param(TWO, sub(*(r(12100 + n, DAY) for n in range(1000))), id="1000-readings"),
 ]
+
+
+def test_strings_at_their_limits_are_judged_not_malformed() -> None:
+    """The limits are maxima, not off by one: exactly at them a reading is judged as usual."""
+    at_limit = sub(
+        RegisterReading(None, "1.8.2" + " " * 11, 12100, raw_text="д" * 1000),
+        account_id=ACCOUNT,
+        sender_id="u" * 64,
+    )
+    outcome = judge(TWO, at_limit)
+    assert [(v.reason, v.zone) for v in outcome.readings] == [(None, DAY)]
+    unknown_long_label = judge(TWO, sub(r(12100, register="9" * 16)))
+    assert [v.reason for v in unknown_long_label.readings] == [Reason.UNKNOWN_REGISTER]
 
 
 @pytest.mark.parametrize(("state", "submission"), MALFORMED)
@@ -621,6 +644,26 @@ def test_duplicate_with_a_different_payload_still_gets_the_first_outcome() -> No
     )
     assert duplicate
     assert again == first
+
+
+def test_only_a_redelivery_rewrites_the_rows_of_a_duplicate() -> None:
+    """A crash's redelivery writes its first rows again; another message reusing the event_id
+    (a buggy or hostile bot) must not replace them with its own time, channel or payload."""
+    from streams.sink import submission_rows
+
+    first_submission = sub(r(15_000, DAY))
+    state, first, _ = apply_submission(TWO, first_submission, now=NOW, rules=RULES)
+    first_rows = submission_rows(first_submission, first, False, "h", b"first", NOW)
+    assert len(first_rows[0]) == 1
+    redelivered = apply_submission(state, first_submission, now=NOW, rules=RULES)
+    assert redelivered[2]
+    assert submission_rows(first_submission, redelivered[1], True, "h", b"first", NOW) == (
+        first_rows
+    )
+    impostor = replace(first_submission, submitted_at=datetime(9999, 12, 31, tzinfo=UTC))
+    _, again, duplicate = apply_submission(state, impostor, now=NOW, rules=RULES)
+    assert duplicate and again == first
+    assert submission_rows(impostor, again, True, "h", b"impostor", NOW) == ([], [])
 
 
 def test_a_malformed_submission_is_remembered_too() -> None:
