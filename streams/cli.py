@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -188,30 +189,51 @@ def rejections_replay(
     Each submission goes back once, however many of its readings were rejected, with its own
     event_id and a replay header: the worker judges a wholly rejected submission again, while
     one that had any reading accepted stays a duplicate, so replaying twice is harmless.
+    Messages kept as INTERNAL_ERROR (a defect of the worker, fixed since) go back to the topic
+    they came from; a period close among them is not re-sent: run `close-period` again.
     """
     from kafka import KafkaProducer
 
+    from streams.admission import INTERNAL_ERROR
     from streams.domain.calendar import Period
     from streams.domain.model import Reason
     from streams.worker import REPLAY_HEADER
 
     settings = _settings()
-    conditions = ["account_id != ''", "event_id != ''"]
-    if reason is not None:
-        if reason not in Reason.__members__:
-            raise typer.BadParameter(f"unknown reason {reason!r}")
-        conditions.append(f"reason = '{reason}'")
-    if period is not None:
-        try:
-            conditions.append(f"period = '{Period.parse(period)}'")
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
-    _, rows = run_query(
-        settings,
-        "SELECT event_id, any(account_id), any(hex(payload)) "
-        f"FROM {settings.clickhouse_database}.rejections WHERE {' AND '.join(conditions)} "
-        "GROUP BY event_id ORDER BY min(submitted_at), event_id",
-    )
+    if reason is not None and reason not in {*Reason.__members__, INTERNAL_ERROR}:
+        raise typer.BadParameter(f"unknown reason {reason!r}")
+    try:
+        wanted_period = Period.parse(period) if period is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    db = settings.clickhouse_database
+    messages: list[Replayed] = []
+    if reason != INTERNAL_ERROR:
+        conditions = ["account_id != ''", "event_id != ''", f"reason != '{INTERNAL_ERROR}'"]
+        if reason is not None:
+            conditions.append(f"reason = '{reason}'")
+        if wanted_period is not None:
+            conditions.append(f"period = '{wanted_period}'")
+        _, rows = run_query(
+            settings,
+            "SELECT event_id, any(account_id), any(hex(payload)) "
+            f"FROM {db}.rejections WHERE {' AND '.join(conditions)} "
+            "GROUP BY event_id ORDER BY min(submitted_at), event_id",
+        )
+        messages += [
+            Replayed("readings", str(account).encode(), bytes.fromhex(str(payload)))
+            for _, account, payload in rows
+        ]
+    if reason in (None, INTERNAL_ERROR):
+        _, rows = run_query(
+            settings,
+            f"SELECT hex(payload) FROM {db}.rejections WHERE reason = '{INTERNAL_ERROR}' "
+            "ORDER BY rejected_at, row_key",
+        )
+        found, skipped = replay_targets([bytes.fromhex(str(r[0])) for r in rows], wanted_period)
+        messages += found
+        if skipped:
+            err.print(f"{skipped} INTERNAL_ERROR messages are not submissions or master data")
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap.split(","),
         acks="all",
@@ -219,17 +241,65 @@ def rejections_replay(
         **settings.kafka_client_options(),
     )
     try:
-        for _, account_id, payload in rows:
+        for message in messages:
             producer.send(
-                settings.topic("readings"),
-                key=str(account_id).encode(),
-                value=bytes.fromhex(str(payload)),
+                settings.topic(message.topic),
+                key=message.key,
+                value=message.payload,
                 headers=[(REPLAY_HEADER, b"1")],
             )
         producer.flush()
     finally:
         producer.close()
-    console.print(f"re-published {len(rows)} rejected submissions")
+    console.print(f"re-published {len(messages)} rejected messages")
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A stored message on its way back: the topic it belongs to (without prefix), its key."""
+
+    topic: str
+    key: bytes
+    payload: bytes
+
+
+def replay_targets(payloads: list[bytes], period: Any = None) -> tuple[list[Replayed], int]:
+    """Where each INTERNAL_ERROR payload goes back to, and how many cannot go back.
+
+    Submissions go to the readings topic and master data to the registry topic, each keyed by
+    its account; with `period`, only submissions of that period (by Kyiv date) and no master
+    data. Period closes and undecodable bytes are counted as skipped.
+    """
+    from streams.decode import decode_inbound
+    from streams.domain.model import MeterInstalled, MeterRemoved, Submission
+
+    found: list[Replayed] = []
+    skipped = 0
+    for payload in payloads:
+        try:
+            inbound = decode_inbound(payload)
+        except PokazyError:
+            skipped += 1
+            continue
+        if isinstance(inbound, Submission):
+            if period is None or _period_of(inbound.submitted_at) == period:
+                found.append(Replayed("readings", inbound.account_id.encode(), payload))
+        elif isinstance(inbound, MeterInstalled | MeterRemoved):
+            if period is None:
+                found.append(Replayed("registry", inbound.account_id.encode(), payload))
+        else:
+            skipped += 1
+    return found, skipped
+
+
+def _period_of(instant: Any) -> Any:
+    """The period of an instant by Kyiv date; None outside the periods pokazy knows."""
+    from streams.domain.calendar import Period, kyiv_date
+
+    try:
+        return Period.of(kyiv_date(instant))
+    except (ValueError, OverflowError):
+        return None
 
 
 def wait_until_idle(settings: Settings, timeout: float) -> None:
