@@ -15,6 +15,7 @@ import orjson
 import tenacity
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -189,10 +190,9 @@ def rejections_replay(
     event_id and a replay header: the worker judges a wholly rejected submission again, while
     one that had any reading accepted stays a duplicate, so replaying twice is harmless.
     """
-    from kafka import KafkaProducer
-
     from streams.domain.calendar import Period
     from streams.domain.model import Reason
+    from streams.producer import PokazyProducer
     from streams.worker import REPLAY_HEADER
 
     settings = _settings()
@@ -212,23 +212,9 @@ def rejections_replay(
         f"FROM {settings.clickhouse_database}.rejections WHERE {' AND '.join(conditions)} "
         "GROUP BY event_id ORDER BY min(submitted_at), event_id",
     )
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap.split(","),
-        acks="all",
-        enable_idempotence=True,
-        **settings.kafka_client_options(),
-    )
-    try:
+    with PokazyProducer(settings) as producer:
         for _, account_id, payload in rows:
-            producer.send(
-                settings.topic("readings"),
-                key=str(account_id).encode(),
-                value=bytes.fromhex(str(payload)),
-                headers=[(REPLAY_HEADER, b"1")],
-            )
-        producer.flush()
-    finally:
-        producer.close()
+            producer.republish(str(account_id), bytes.fromhex(str(payload)), REPLAY_HEADER)
     console.print(f"re-published {len(rows)} rejected submissions")
 
 
@@ -387,5 +373,6 @@ def main() -> None:
     try:
         app()
     except PokazyError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        # One line whatever the terminal's width, and the message is text, not rich markup.
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)

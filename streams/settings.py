@@ -93,8 +93,26 @@ class Settings(BaseSettings):
                 for e in exc.errors()
             )
             raise ConfigError(f"invalid settings: {problems}") from exc
+        settings.check_kafka_security()
         settings.check_production()
         return settings
+
+    def check_kafka_security(self) -> None:
+        """Refuse a security protocol whose credentials or TLS files are missing."""
+        problems = []
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            problems.append(
+                f"POKAZY_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "POKAZY_KAFKA_SASL_USERNAME and POKAZY_KAFKA_SASL_PASSWORD"
+            )
+        for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                problems.append(f"POKAZY_{name.upper()}: {path} is not a readable file")
+        if problems:
+            raise ConfigError("invalid Kafka security settings: " + "; ".join(problems))
 
     def check_production(self) -> None:
         """Refuse the development defaults where they would leak or mislead in production."""
