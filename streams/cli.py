@@ -46,8 +46,12 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-def local_kafka(settings: Settings, *, secure: bool = False) -> Any:
-    """The local broker that serves `POKAZY_KAFKA_BOOTSTRAP` (its port; controller on port+1)."""
+def local_kafka(settings: Settings, *, secure: bool = False, tls: bool = False) -> Any:
+    """The local broker that serves `POKAZY_KAFKA_BOOTSTRAP` (its port; controller on port+1).
+
+    `secure` and `tls` matter only to `up()`: status and stop read the running broker's own
+    configuration.
+    """
     from streams.stack import LocalKafka
 
     port = int(settings.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
@@ -57,6 +61,7 @@ def local_kafka(settings: Settings, *, secure: bool = False) -> Any:
         port=port,
         controller_port=port + 1,
         secure=secure,
+        tls=tls,
         sasl_username=settings.kafka_sasl_username if secure else None,
         sasl_password=password.get_secret_value() if secure and password else None,
     )
@@ -65,16 +70,26 @@ def local_kafka(settings: Settings, *, secure: bool = False) -> Any:
 @stack_app.command("up")
 def stack_up(
     secure: Annotated[
-        bool, typer.Option(help="SASL/SCRAM-SHA-256 with POKAZY_KAFKA_SASL_*")
+        bool, typer.Option(help="SASL/SCRAM-SHA-256 with POKAZY_KAFKA_SASL_USERNAME/_PASSWORD")
+    ] = False,
+    tls: Annotated[
+        bool, typer.Option(help="TLS with a CA made for the data dir (SASL_SSL with --secure)")
     ] = False,
 ) -> None:
     """Fetch (once) and start the local broker; returns when it answers."""
     started = time.monotonic()
-    status = local_kafka(_settings(), secure=secure).up()
+    kafka = local_kafka(_settings(), secure=secure, tls=tls)
+    status = kafka.up()
     console.print(
         f"Kafka {status.version} answering on {status.bootstrap} (pid {status.pid}, "
         f"data {status.data_dir}) after {time.monotonic() - started:.1f}s"
     )
+    if secure or tls:
+        console.print(
+            f"clients: POKAZY_KAFKA_SECURITY_PROTOCOL={kafka.security_protocol}"
+            + (f" POKAZY_KAFKA_SSL_CAFILE={kafka.ca_file}" if tls else ""),
+            soft_wrap=True,
+        )
 
 
 @stack_app.command("down")

@@ -41,14 +41,26 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """
     if not settings.kafka_security_protocol.endswith("SSL"):
         return None
-    context = ssl.create_default_context(
-        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-    )
-    if settings.kafka_ssl_certfile:
-        context.load_cert_chain(
-            str(settings.kafka_ssl_certfile),
-            keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+    cafile, certfile, keyfile = (
+        str(path) if path else None
+        for path in (
+            settings.kafka_ssl_cafile,
+            settings.kafka_ssl_certfile,
+            settings.kafka_ssl_keyfile,
         )
+    )
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"POKAZY_KAFKA_SSL_CAFILE={cafile}: cannot load it ({exc})") from exc
+    if certfile:
+        try:
+            context.load_cert_chain(certfile, keyfile=keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"POKAZY_KAFKA_SSL_CERTFILE={certfile} / POKAZY_KAFKA_SSL_KEYFILE={keyfile}: "
+                f"cannot load the client certificate ({exc})"
+            ) from exc
     return context
 
 

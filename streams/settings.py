@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     auto_close_check_interval: float = Field(default=3600.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    @field_validator(
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `POKAZY_KAFKA_SSL_CAFILE=` means "none" (the system's CAs), not the current directory.
+        return None if value == "" else value
+
     @field_validator("topic_prefix")
     @classmethod
     def _topic_prefix(cls, value: str) -> str:
@@ -98,21 +112,18 @@ class Settings(BaseSettings):
         return settings
 
     def check_kafka_security(self) -> None:
-        """Refuse a security protocol whose credentials or TLS files are missing."""
-        problems = []
+        """Refuse a SASL protocol without its credentials.
+
+        TLS files are read when a client needs them (`streams.kafka_security.ssl_context`):
+        `stack up --tls` is what makes the local CA file in the first place.
+        """
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_sasl_username and self.kafka_sasl_password
         ):
-            problems.append(
+            raise ConfigError(
                 f"POKAZY_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
                 "POKAZY_KAFKA_SASL_USERNAME and POKAZY_KAFKA_SASL_PASSWORD"
             )
-        for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
-            path = getattr(self, name)
-            if path is not None and not path.is_file():
-                problems.append(f"POKAZY_{name.upper()}: {path} is not a readable file")
-        if problems:
-            raise ConfigError("invalid Kafka security settings: " + "; ".join(problems))
 
     def check_production(self) -> None:
         """Refuse the development defaults where they would leak or mislead in production."""
