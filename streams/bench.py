@@ -77,6 +77,7 @@ from streams.codec import default_codec
 from streams.domain.calendar import KYIV, Period, submission_window
 from streams.domain.zones import Zone
 from streams.errors import DecodeError, PokazyError
+from streams.kafka_security import aiokafka_options
 from streams.producer import PokazyProducer
 from streams.sample import DAY_LABELS, NIGHT_LABELS, sample_month
 from streams.settings import Settings
@@ -1053,7 +1054,7 @@ async def _raw_consume(settings: Settings, ends: dict[int, int]) -> dict[str, An
         group_id=f"{settings.topic_prefix}raw-baseline",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **_aiokafka_options(settings),
+        **aiokafka_options(settings),
     )
     partitions = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
     position = {p: 0 for p in ends}
@@ -1100,21 +1101,6 @@ async def _raw_consume(settings: Settings, ends: dict[int, int]) -> dict[str, An
         "cpu_seconds": sum(os.times()[:2]),
         "peak_rss_mib": peak_rss_mib(os.getpid()),
     }
-
-
-def _aiokafka_options(settings: Settings) -> dict[str, Any]:
-    """Security options in aiokafka's spelling (TLS files become an SSL context)."""
-    options = settings.kafka_client_options()
-    files = {
-        name: options.pop(name, None) for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
-    }
-    if settings.kafka_security_protocol.endswith("SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        options["ssl_context"] = create_ssl_context(
-            cafile=files["ssl_cafile"], certfile=files["ssl_certfile"], keyfile=files["ssl_keyfile"]
-        )
-    return options
 
 
 # --------------------------------------------------------------------------------------------

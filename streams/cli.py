@@ -16,6 +16,7 @@ import orjson
 import tenacity
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -46,8 +47,12 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-def local_kafka(settings: Settings, *, secure: bool = False) -> Any:
-    """The local broker that serves `POKAZY_KAFKA_BOOTSTRAP` (its port; controller on port+1)."""
+def local_kafka(settings: Settings, *, secure: bool = False, tls: bool = False) -> Any:
+    """The local broker that serves `POKAZY_KAFKA_BOOTSTRAP` (its port; controller on port+1).
+
+    `secure` and `tls` matter only to `up()`: status and stop read the running broker's own
+    configuration.
+    """
     from streams.stack import LocalKafka
 
     port = int(settings.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
@@ -57,6 +62,7 @@ def local_kafka(settings: Settings, *, secure: bool = False) -> Any:
         port=port,
         controller_port=port + 1,
         secure=secure,
+        tls=tls,
         sasl_username=settings.kafka_sasl_username if secure else None,
         sasl_password=password.get_secret_value() if secure and password else None,
     )
@@ -65,16 +71,26 @@ def local_kafka(settings: Settings, *, secure: bool = False) -> Any:
 @stack_app.command("up")
 def stack_up(
     secure: Annotated[
-        bool, typer.Option(help="SASL/SCRAM-SHA-256 with POKAZY_KAFKA_SASL_*")
+        bool, typer.Option(help="SASL/SCRAM-SHA-256 with POKAZY_KAFKA_SASL_USERNAME/_PASSWORD")
+    ] = False,
+    tls: Annotated[
+        bool, typer.Option(help="TLS with a CA made for the data dir (SASL_SSL with --secure)")
     ] = False,
 ) -> None:
     """Fetch (once) and start the local broker; returns when it answers."""
     started = time.monotonic()
-    status = local_kafka(_settings(), secure=secure).up()
+    kafka = local_kafka(_settings(), secure=secure, tls=tls)
+    status = kafka.up()
     console.print(
         f"Kafka {status.version} answering on {status.bootstrap} (pid {status.pid}, "
         f"data {status.data_dir}) after {time.monotonic() - started:.1f}s"
     )
+    if secure or tls:
+        console.print(
+            f"clients: POKAZY_KAFKA_SECURITY_PROTOCOL={kafka.security_protocol}"
+            + (f" POKAZY_KAFKA_SSL_CAFILE={kafka.ca_file}" if tls else ""),
+            soft_wrap=True,
+        )
 
 
 @stack_app.command("down")
@@ -192,11 +208,10 @@ def rejections_replay(
     Messages kept as INTERNAL_ERROR (a defect of the worker, fixed since) go back to the topic
     they came from; a period close among them is not re-sent: run `close-period` again.
     """
-    from kafka import KafkaProducer
-
     from streams.admission import INTERNAL_ERROR
     from streams.domain.calendar import Period
     from streams.domain.model import Reason
+    from streams.producer import PokazyProducer
     from streams.worker import REPLAY_HEADER
 
     settings = _settings()
@@ -234,23 +249,11 @@ def rejections_replay(
         messages += found
         if skipped:
             err.print(f"{skipped} INTERNAL_ERROR messages are not submissions or master data")
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap.split(","),
-        acks="all",
-        enable_idempotence=True,
-        **settings.kafka_client_options(),
-    )
-    try:
+    with PokazyProducer(settings) as producer:
         for message in messages:
-            producer.send(
-                settings.topic(message.topic),
-                key=message.key,
-                value=message.payload,
-                headers=[(REPLAY_HEADER, b"1")],
+            producer.republish(
+                message.key.decode(), message.payload, REPLAY_HEADER, topic=message.topic
             )
-        producer.flush()
-    finally:
-        producer.close()
     console.print(f"re-published {len(messages)} rejected messages")
 
 
@@ -457,5 +460,6 @@ def main() -> None:
     try:
         app()
     except PokazyError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        # One line whatever the terminal's width, and the message is text, not rich markup.
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)

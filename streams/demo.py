@@ -25,6 +25,7 @@ from rich.progress import Progress
 
 from streams.domain.calendar import Period, kyiv_date, submission_window
 from streams.errors import PokazyError
+from streams.kafka_security import kafka_python_client
 from streams.settings import Settings
 
 DEMO_START = Period(2023, 3)  # March to May 2023: the window of the press release, 30 May - 3 June
@@ -104,9 +105,7 @@ def _local_date(submission: dict[str, Any]) -> Any:
 
 def _publish_malformed(settings: Settings, lines: list[bytes]) -> None:
     """What a buggy or hostile client sends: raw bytes the SDK would refuse."""
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap.split(","), **settings.kafka_client_options()
-    )
+    producer = kafka_python_client(KafkaProducer, settings)
     try:
         for line in lines:
             message = orjson.loads(line)

@@ -32,6 +32,7 @@ from streams.domain.calendar import Period
 from streams.domain.model import Rules
 from streams.domain.validation import malformation
 from streams.errors import BrokerUnavailable, InvalidEvent
+from streams.kafka_security import kafka_python_client
 from streams.settings import Settings
 
 _REGISTRY_TYPES = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}
@@ -52,21 +53,17 @@ class PokazyProducer:
         self.codec = codec or default_codec()
         self.send_timeout = send_timeout
         self._in_flight: list[Any] = []
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap.split(","),
-                client_id="pokazy-producer",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                compression_type="lz4",
-                **settings.kafka_client_options(),
-                **producer_options,
-            )
-        except KafkaError as exc:
-            raise BrokerUnavailable(
-                f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
-            ) from exc
+        # Raises ConfigError at once for a refused login, BrokerUnavailable if unreachable.
+        self._producer = kafka_python_client(
+            KafkaProducer,
+            settings,
+            client_id="pokazy-producer",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            compression_type="lz4",
+            **producer_options,
+        )
 
     def __enter__(self) -> PokazyProducer:
         return self
@@ -138,9 +135,36 @@ class PokazyProducer:
         self.flush()
         return len(partitions)
 
-    def _send(self, topic: str, account_id: str, payload: bytes, *, wait: bool) -> None:
+    def republish(
+        self, account_id: str, payload: bytes, header: str, *, topic: str = "readings"
+    ) -> None:
+        """Send a stored message again, byte for byte, marked with `header`; queued only.
+
+        For `rejections replay`: the payload is what the worker once received, so it is not
+        validated again here (the worker judges it, and may reject it again). `topic` is the
+        unprefixed input topic it came from.
+        """
+        self._send(
+            self.settings.topic(topic),
+            account_id,
+            payload,
+            wait=False,
+            headers=[(header, b"1")],
+        )
+
+    def _send(
+        self,
+        topic: str,
+        account_id: str,
+        payload: bytes,
+        *,
+        wait: bool,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         try:
-            future = self._producer.send(topic, key=account_id.encode(), value=payload)
+            future = self._producer.send(
+                topic, key=account_id.encode(), value=payload, headers=headers
+            )
         except KafkaError as exc:
             raise BrokerUnavailable(f"cannot send to {topic}: {exc}") from exc
         if wait:

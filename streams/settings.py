@@ -72,6 +72,20 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024, le=1_048_576)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    @field_validator(
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `POKAZY_KAFKA_SSL_CAFILE=` means "none" (the system's CAs), not the current directory.
+        return None if value == "" else value
+
     @field_validator("topic_prefix")
     @classmethod
     def _topic_prefix(cls, value: str) -> str:
@@ -97,8 +111,23 @@ class Settings(BaseSettings):
                 for e in exc.errors()
             )
             raise ConfigError(f"invalid settings: {problems}") from exc
+        settings.check_kafka_security()
         settings.check_production()
         return settings
+
+    def check_kafka_security(self) -> None:
+        """Refuse a SASL protocol without its credentials.
+
+        TLS files are read when a client needs them (`streams.kafka_security.ssl_context`):
+        `stack up --tls` is what makes the local CA file in the first place.
+        """
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ConfigError(
+                f"POKAZY_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "POKAZY_KAFKA_SASL_USERNAME and POKAZY_KAFKA_SASL_PASSWORD"
+            )
 
     def check_production(self) -> None:
         """Refuse the development defaults where they would leak or mislead in production."""

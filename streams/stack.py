@@ -7,7 +7,8 @@ session (it outlives the command that started it), `down()` stops it and keeps t
 
 Layout under `data_dir/kafka/`: `server.properties`, `log4j2.properties`, `kafka.log` (the broker's
 output; the previous run's is `kafka.log.1`), `broker.pid`, `format.json` (how the storage was
-formatted) and `data/` (the KRaft metadata log and the topic partitions).
+formatted), `data/` (the KRaft metadata log and the topic partitions) and, with TLS, `tls/` (a
+private CA, `tls/ca.pem`, which clients trust, and the broker's key and certificate it signed).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -72,6 +74,30 @@ logger.auth.level = INFO
 """
 
 
+# The local CA: a self-signed certificate that may sign others, and nothing else.
+_CA_CONFIG = """\
+[req]
+prompt = no
+distinguished_name = dn
+x509_extensions = ca
+[dn]
+CN = pokazy local Kafka CA
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+"""
+# The broker's certificate: valid for the address clients dial (hostnames are checked).
+_BROKER_EXTENSIONS = f"""\
+subjectAltName = IP:{HOST}, DNS:localhost
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+"""
+
+
 class LocalKafkaError(PokazyError):
     """The local broker could not be fetched, formatted, started or stopped; says why."""
 
@@ -113,7 +139,9 @@ class LocalKafka:
     """One single-node Kafka (broker and KRaft controller in one JVM) on 127.0.0.1.
 
     With `secure=True` the client listener is SASL_PLAINTEXT with SCRAM-SHA-256, and the one
-    user (`sasl_username`, `sasl_password`) is created when the storage is formatted.
+    user (`sasl_username`, `sasl_password`) is created when the storage is formatted. With
+    `tls=True` it speaks TLS (SSL, or SASL_SSL when also secure) with a certificate for
+    127.0.0.1 signed by a CA made for this data dir, `ca_file`, the first time it starts so.
     """
 
     def __init__(
@@ -125,6 +153,7 @@ class LocalKafka:
         jar_cache: Path | None = None,
         heap: str = "512m",
         secure: bool = False,
+        tls: bool = False,
         sasl_username: str | None = None,
         sasl_password: str | None = None,
     ) -> None:
@@ -143,6 +172,7 @@ class LocalKafka:
         self.controller_port = controller_port
         self.heap = heap
         self.secure = secure
+        self.tls = tls
         self.sasl_username = sasl_username if secure else None
         self._sasl_password = sasl_password if secure else None
         self.version = kafka_version()
@@ -154,6 +184,14 @@ class LocalKafka:
         self.pid_file = self.home / "broker.pid"
         self.log_dir = self.home / "data"
         self._format_record = self.home / "format.json"
+        self.tls_dir = self.home / "tls"
+        self.ca_file = self.tls_dir / "ca.pem"
+        self._keystore = self.tls_dir / "broker-keystore.pem"
+
+    @property
+    def security_protocol(self) -> str:
+        """The client listener's protocol, as clients name it (POKAZY_KAFKA_SECURITY_PROTOCOL)."""
+        return _protocol(sasl=self.secure, tls=self.tls)
 
     @property
     def bootstrap(self) -> str:
@@ -241,6 +279,8 @@ class LocalKafka:
             for port in (self.port, self.controller_port):
                 _ensure_port_free(port)
             libs = self.fetch()
+            if self.tls:
+                self._ensure_certificates()
             self._write_config()
             self._format_storage(libs)
             process = self._spawn(libs)
@@ -314,7 +354,7 @@ class LocalKafka:
         return java
 
     def _write_config(self) -> None:
-        protocol = "SASL_PLAINTEXT" if self.secure else "PLAINTEXT"
+        protocol = self.security_protocol
         settings: dict[str, str | int] = {
             "process.roles": "broker,controller",
             "node.id": NODE_ID,
@@ -363,6 +403,16 @@ class LocalKafka:
                     "org.apache.kafka.common.security.scram.ScramLoginModule required "
                     f'username="{self.sasl_username}" password="{self._sasl_password}";'
                 ),
+            }
+        if self.tls:
+            # PEM stores (KIP-651): the broker's unencrypted key and chain in one file, and the
+            # CA it trusts when it connects to itself over the inter-broker listener.
+            settings |= {
+                "ssl.keystore.type": "PEM",
+                "ssl.keystore.location": str(self._keystore),
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(self.ca_file),
+                "ssl.endpoint.identification.algorithm": "https",
             }
         _write_private(
             self.server_properties, "".join(f"{key}={value}\n" for key, value in settings.items())
@@ -484,12 +534,20 @@ class LocalKafka:
         The broker enables its client listener only after it has caught up with the metadata
         log and been unfenced, so an answer means topics can be created and groups joined.
         Without SASL a Metadata request must also list this node; with SASL only ApiVersions is
-        allowed before authenticating.
+        allowed before authenticating. The listener is the one the running broker was
+        configured with (a `status()` caller may not know it), over TLS with our CA if it has it.
         """
+        protocol = self._running_protocol()
         try:
-            with socket.create_connection((HOST, self.port), timeout=timeout) as sock:
+            with contextlib.ExitStack() as stack:
+                sock = stack.enter_context(
+                    socket.create_connection((HOST, self.port), timeout=timeout)
+                )
+                if protocol.endswith("SSL"):
+                    context = ssl.create_default_context(cafile=str(self.ca_file))
+                    sock = stack.enter_context(context.wrap_socket(sock, server_hostname=HOST))
                 versions = _api_versions(sock)
-                if self.secure:
+                if protocol.startswith("SASL"):
                     return True
                 low, high = versions[_API_METADATA]
                 if not low <= _METADATA_VERSION <= high:
@@ -501,11 +559,69 @@ class LocalKafka:
         except (OSError, KeyError, struct.error, ValueError):
             return False
 
+    def _running_protocol(self) -> str:
+        """The client listener's protocol in the last written server.properties, else ours."""
+        for line in (_read_text(self.server_properties) or "").splitlines():
+            key, _, value = line.partition("=")
+            if key == "listener.security.protocol.map":
+                listeners = dict(item.split(":", 1) for item in value.split(","))
+                return listeners.get("CLIENT", self.security_protocol)
+        return self.security_protocol
+
+    def _ensure_certificates(self) -> None:
+        """Make a CA and a broker certificate for 127.0.0.1 it signed, unless they exist.
+
+        openssl writes them; the CA's key stays in the data dir, which is a developer's or a
+        test's own. Only `ca.pem` is meant for clients (POKAZY_KAFKA_SSL_CAFILE).
+        """
+        if self._keystore.is_file() and self.ca_file.is_file():
+            return
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise LocalKafkaError(
+                "openssl not found on PATH: it makes the local broker's TLS certificates "
+                "(Debian/Ubuntu: apt-get install openssl)"
+            )
+        partial = self.tls_dir.with_name("tls.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(mode=0o700, parents=True)
+        (partial / "ca.cnf").write_text(_CA_CONFIG)
+        (partial / "broker.ext").write_text(_BROKER_EXTENSIONS)
+        steps = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+             "-config", "ca.cnf", "-keyout", "ca.key", "-out", "ca.pem"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={HOST}",
+             "-keyout", "broker.key", "-out", "broker.csr"],
+            ["x509", "-req", "-days", "825", "-in", "broker.csr", "-CA", "ca.pem",
+             "-CAkey", "ca.key", "-CAcreateserial", "-extfile", "broker.ext",
+             "-out", "broker.crt"],
+        ]  # fmt: skip
+        for step in steps:
+            result = subprocess.run(
+                [openssl, *step], cwd=partial, capture_output=True, text=True, check=False
+            )
+            if result.returncode != 0:
+                raise LocalKafkaError(
+                    f"openssl {step[0]} failed making the broker's TLS certificates "
+                    f"(exit {result.returncode}): {result.stderr.strip()}"
+                )
+        keystore = "".join(
+            (partial / name).read_text() for name in ("broker.key", "broker.crt", "ca.pem")
+        )
+        _write_private(partial / self._keystore.name, keystore)
+        shutil.rmtree(self.tls_dir, ignore_errors=True)
+        partial.rename(self.tls_dir)
+
     def _log_tail(self) -> str:
         lines = (_read_text(self.log_file) or "").splitlines()[-_LOG_TAIL_LINES:]
         if not lines:
             return f"{self.log_file} is empty"
         return f"last lines of {self.log_file}:\n" + "\n".join(lines)
+
+
+def _protocol(*, sasl: bool, tls: bool) -> str:
+    """Kafka's name for a listener's security protocol."""
+    return f"{'SASL_' if sasl else ''}{'SSL' if tls else 'PLAINTEXT'}"
 
 
 def _api_versions(sock: socket.socket) -> dict[int, tuple[int, int]]:

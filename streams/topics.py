@@ -9,6 +9,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import BrokerUnavailable
+from streams.kafka_security import kafka_python_client
 from streams.settings import Settings
 
 INPUT_TOPICS = ("readings", "registry")
@@ -16,15 +17,9 @@ ALL_TOPICS = (*INPUT_TOPICS, "replies")
 
 
 def _admin(settings: Settings) -> KafkaAdminClient:
-    try:
-        return KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap.split(","),
-            client_id="pokazy-admin",
-            request_timeout_ms=15000,
-            **settings.kafka_client_options(),
-        )
-    except KafkaError as exc:
-        raise BrokerUnavailable(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+    return kafka_python_client(
+        KafkaAdminClient, settings, client_id="pokazy-admin", request_timeout_ms=15000
+    )
 
 
 def ensure_topics(settings: Settings) -> None:
@@ -51,9 +46,7 @@ def ensure_topics(settings: Settings) -> None:
 
 def input_end_offsets(settings: Settings) -> dict[TopicPartition, int]:
     """The current end offset of every partition of the input topics."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap.split(","), **settings.kafka_client_options()
-    )
+    consumer = kafka_python_client(KafkaConsumer, settings, client_id="pokazy-offsets")
     try:
         partitions = [
             TopicPartition(settings.topic(name), p)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from streams.domain.model import (
 )
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.errors import PokazyError
+from streams.kafka_security import faust_credentials
 from streams.metrics import CONTENT_TYPE
 from streams.settings import Settings
 from streams.sink import (
@@ -374,7 +374,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
-        broker_credentials=_broker_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         store=settings.table_store,
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.partitions,
@@ -492,36 +492,12 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
     return app
 
 
-def _broker_credentials(settings: Settings) -> Any:
-    """faust's credentials object for the configured security protocol (None for plaintext)."""
-    protocol = settings.kafka_security_protocol
-    ssl_context = None
-    if protocol.endswith("SSL"):
-        ssl_context = ssl.create_default_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        )
-        if settings.kafka_ssl_certfile:
-            ssl_context.load_cert_chain(
-                str(settings.kafka_ssl_certfile),
-                keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
-            )
-    if protocol.startswith("SASL"):
-        password = settings.kafka_sasl_password
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=password.get_secret_value() if password else None,
-            mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-256",
-            ssl_context=ssl_context,
-        )
-    if ssl_context is not None:
-        return faust.SSLCredentials(ssl_context)
-    return None
-
-
 def run_worker(settings: Settings) -> None:
     """Run the worker in the foreground until stopped."""
     from streams.topics import ensure_topics
 
+    # Also the login check: a refused password ends the worker here with a one-line error,
+    # before faust would retry it into a bootstrap failure.
     ensure_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level)

@@ -129,32 +129,42 @@ class Pipeline:
         return self.settings.clickhouse_database
 
 
-@pytest.fixture
-def pipeline(broker: str, tmp_path: Path) -> Iterator[Pipeline]:
+def new_pipeline(bootstrap: str, data_dir: Path, **security: str) -> Pipeline:
+    """An isolated pipeline on `bootstrap`; `security` holds POKAZY_KAFKA_* variables, if any.
+
+    Its topics are created, so the first worker does not race a publisher to create them.
+    """
     tag = uuid.uuid4().hex[:10]
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("POKAZY_")},
-        "POKAZY_KAFKA_BOOTSTRAP": broker,
+        "POKAZY_KAFKA_BOOTSTRAP": bootstrap,
         "POKAZY_TOPIC_PREFIX": f"t{tag}.",
         "POKAZY_PARTITIONS": "2",
-        "POKAZY_DATA_DIR": str(tmp_path),
+        "POKAZY_DATA_DIR": str(data_dir),
         "POKAZY_CLICKHOUSE_DATABASE": f"t_{tag}",
         "POKAZY_WEB_PORT": str(free_port()),
         "POKAZY_SINK_FLUSH_INTERVAL": "0.2",
         "POKAZY_COMMIT_INTERVAL": "0.5",
         "POKAZY_KAFKA_SESSION_TIMEOUT": "6",
         "POKAZY_LOG_LEVEL": os.environ.get("POKAZY_TEST_LOG_LEVEL", "info"),
+        **security,
     }
     settings = Settings(
-        kafka_bootstrap=broker,
+        kafka_bootstrap=bootstrap,
         topic_prefix=env["POKAZY_TOPIC_PREFIX"],
         partitions=2,
-        data_dir=tmp_path,
+        data_dir=data_dir,
         clickhouse_database=env["POKAZY_CLICKHOUSE_DATABASE"],
         web_port=int(env["POKAZY_WEB_PORT"]),
+        **{name.removeprefix("POKAZY_").lower(): value for name, value in security.items()},
     )
     ensure_topics(settings)
-    handle = Pipeline(settings, env)
+    return Pipeline(settings, env)
+
+
+@pytest.fixture
+def pipeline(broker: str, tmp_path: Path) -> Iterator[Pipeline]:
+    handle = new_pipeline(broker, tmp_path)
     yield handle
     for worker in handle.workers:
         worker.stop()
