@@ -243,7 +243,7 @@ def rejections_replay(
         _, rows = run_query(
             settings,
             f"SELECT hex(payload) FROM {db}.rejections WHERE reason = '{INTERNAL_ERROR}' "
-            "ORDER BY rejected_at, row_key",
+            "ORDER BY rejected_at",
         )
         found, skipped = replay_targets([bytes.fromhex(str(r[0])) for r in rows], wanted_period)
         messages += found
