@@ -41,7 +41,7 @@ READING_COLUMNS = (
 )  # fmt: skip
 REJECTION_COLUMNS = (
     "row_key", "event_id", "account_id", "zone", "register", "value", "reason", "detail",
-    "channel", "sender_hash", "submitted_at", "period", "payload", "rejected_at",
+    "channel", "sender_hash", "submitted_at", "period", "payload", "rejected_at", "retracted",
 )  # fmt: skip
 
 BILLING_COLUMNS = (
@@ -117,9 +117,33 @@ def rejection_rows(
             period,
             payload,
             now,
+            False,
         )
         for r in outcome.rejected
     ]
+
+
+def retraction_rows(
+    event_id: str, account_id: str, positions: Sequence[int], payload: bytes, now: datetime
+) -> list[Row]:
+    """Rows that withdraw what a replayed message's earlier pass left in `rejections` (0004).
+
+    One per reading now accepted (key `<event_id>:<position>`), and one for the payload's own
+    key, under which an earlier pass may have kept the message as INTERNAL_ERROR: judged now,
+    it has rows of its own. Withdrawing a rejection that never existed leaves nothing visible,
+    so they are written unconditionally.
+    """
+    keys = [f"{event_id}:{position}" for position in positions]
+    keys.append(payload_key(payload))
+    return [
+        (key, event_id, account_id, None, None, None, "", "", "", "", None, "", b"", now, True)
+        for key in keys
+    ]
+
+
+def payload_key(payload: bytes) -> str:
+    """The `rejections` key of a message kept whole: the SHA-256 of its bytes."""
+    return f"sha256:{hashlib.sha256(payload).hexdigest()}"
 
 
 def submission_rows(
@@ -129,20 +153,27 @@ def submission_rows(
     hashed_sender: str,
     payload: bytes,
     now: datetime,
+    *,
+    replayed: bool = False,
 ) -> tuple[list[Row], list[Row]]:
     """The `readings` and `rejections` rows a judged submission writes.
 
     A duplicate re-emits its first outcome's rows when it is a redelivery of that submission:
     if the first pass crashed after its state was saved but before its rows were written, this
     is how they get written. Another submission reusing the event_id writes nothing: its rows
-    would replace the first one's (same keys) with its own time, channel and payload.
+    would replace the first one's (same keys) with its own time, channel and payload. A
+    `replayed` submission (`rejections replay`) also retracts the earlier rejections of the
+    readings it now has accepted.
     """
     if duplicate and not is_redelivery(outcome, submission):
         return [], []
-    return (
-        reading_rows(submission, outcome, hashed_sender, now),
-        rejection_rows(submission, outcome, hashed_sender, payload, now),
-    )
+    rejections = rejection_rows(submission, outcome, hashed_sender, payload, now)
+    if replayed:
+        accepted = [r.position for r in outcome.accepted]
+        rejections += retraction_rows(
+            submission.event_id, submission.account_id, accepted, payload, now
+        )
+    return reading_rows(submission, outcome, hashed_sender, now), rejections
 
 
 def billing_rows(lines: Sequence[BillingLine], closed_at: datetime) -> list[Row]:
@@ -178,10 +209,9 @@ def undecodable_row(
     The key is the hash of the whole payload, so a redelivered message replaces its twin; what
     is stored is bounded (`stored_payload`, `bounded_detail`), whatever a producer sends.
     """
-    digest = hashlib.sha256(payload).hexdigest()
     return (
-        f"sha256:{digest}", "", "", None, None, None, reason, bounded_detail(detail), "", "",
-        None, "", stored_payload(payload, max_payload), now,
+        payload_key(payload), "", "", None, None, None, reason, bounded_detail(detail), "", "",
+        None, "", stored_payload(payload, max_payload), now, False,
     )  # fmt: skip
 
 

@@ -60,6 +60,7 @@ from streams.sink import (
     Batch,
     ClickHouseSink,
     billing_rows,
+    retraction_rows,
     sender_hash,
     submission_rows,
     undecodable_row,
@@ -201,6 +202,8 @@ class Pipeline:
         elif isinstance(inbound, MeterInstalled | MeterRemoved):
             state = self._state(inbound.account_id)
             self._store(inbound.account_id, state, apply_registry_event(state, inbound))
+            if replayed:  # kept as INTERNAL_ERROR by an earlier pass, applied now
+                self.sink.add(rejections=retraction_rows("", inbound.account_id, (), raw, now))
         else:
             await self._close(inbound, partition)
 
@@ -252,7 +255,9 @@ class Pipeline:
             submission.sender_id,
         )
         # A redelivered duplicate re-emits its first outcome's rows (see `submission_rows`).
-        readings, rejections = submission_rows(submission, outcome, duplicate, hashed, raw, now)
+        readings, rejections = submission_rows(
+            submission, outcome, duplicate, hashed, raw, now, replayed=replayed
+        )
         self.sink.add(readings=readings, rejections=rejections)
         for reading in outcome.readings:
             verdict = "duplicate" if duplicate else "accepted" if reading.accepted else "rejected"

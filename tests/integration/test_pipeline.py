@@ -204,17 +204,28 @@ def test_rejections_replay_after_late_master_data_is_idempotent(pipeline: Pipeli
         (early["event_id"], "UNKNOWN_ACCOUNT")
     ]
     _publish(pipeline, REGISTRY, [])
+    republished = []
     for _ in range(2):
-        subprocess.run(
+        replay = subprocess.run(
             [sys.executable, "-m", "streams", "rejections", "replay", "--reason",
              "UNKNOWN_ACCOUNT"],
-            env=pipeline.env, check=True, capture_output=True,
+            env=pipeline.env, check=True, capture_output=True, text=True,
         )  # fmt: skip
+        republished.append(replay.stdout.strip())
         pipeline.wait_idle()
     readings = pipeline.query(READINGS_SQL)
     assert actual_readings(readings) == {
         (early["event_id"], "total", 40200, "in_window", "2023-05", _d("2023-05-31"), 200)
     }
+    # The accepted reading left `rejections`, so nothing counts it as rejected and the second
+    # replay finds nothing to send.
+    assert republished == ["re-published 1 rejected messages", "re-published 0 rejected messages"]
+    assert pipeline.query("SELECT * FROM {db}.rejections") == []
+    assert pipeline.query("SELECT * FROM {db}.rejection_reasons") == []
+    daily = pipeline.query(
+        "SELECT local_date, submissions, accepted, rejected FROM {db}.submissions_daily"
+    )
+    assert daily == [{"local_date": "2023-05-31", "submissions": 1, "accepted": 1, "rejected": 0}]
 
 
 def _get(pipeline: Pipeline, path: str) -> bytes:

@@ -226,6 +226,7 @@ def _upgrade(path: str) -> tuple[list[str], list[str], list[str], list[tuple[Any
     again = store.migrate()
     tables = [r[0] for r in store.query(f"SHOW TABLES FROM {DATABASE}").rows]
     rows = list(store.query(f"SELECT * FROM {DATABASE}.billing_monthly").rows)
+    rows += store.query(f"SELECT count() FROM {DATABASE}.rejections").rows
     return first, again, tables, rows
 
 
@@ -328,10 +329,13 @@ def test_rejection_reasons_counts_per_month_sent(produced: dict[str, Any]) -> No
 
 def test_a_database_made_before_0003_gets_the_views_on_the_next_migrate(tmp_path: Path) -> None:
     first, again, tables, rows = in_fresh_process(_upgrade, str(tmp_path / "clickhouse"))
-    assert first == ["0003_analyst_views"]
+    assert first == ["0003_analyst_views", "0004_rejection_retractions"]
     assert again == []
     assert {"billing_monthly", "submissions_daily", "rejection_reasons"} <= set(tables)
-    assert set(rows) == EXPECTED_BILLING_MONTHLY  # over the rows written before the upgrade
+    # Over the rows written before the upgrade: billing, and rejections none of them retracted.
+    *billing, (rejections,) = rows
+    assert set(billing) == EXPECTED_BILLING_MONTHLY
+    assert rejections == len({row[0] for row in REJECTIONS + REJECTIONS_REPLAYED})
 
 
 def test_the_report_figures_of_one_period(produced: dict[str, Any]) -> None:

@@ -841,3 +841,29 @@ def test_same_zone_twice_is_malformed_even_if_one_reading_is_bad(
 ) -> None:
     outcome = judge(TWO, sub(*readings))
     assert [(row.position, row.reason) for row in outcome.readings] == [(-1, Reason.MALFORMED)]
+
+
+def test_a_replay_accepted_retracts_the_rejections_of_its_first_pass() -> None:
+    """The first pass rejected both readings (no meter yet); the replay accepts the day one: its
+    rejection row and the payload's INTERNAL_ERROR key are withdrawn, the night one's stands."""
+    from streams.sink import REJECTION_COLUMNS, payload_key, submission_rows
+
+    submission = sub(r(15_000, DAY), r(99_999, NIGHT))
+    first = apply_submission(None, submission, now=NOW, rules=RULES)[1]
+    _, rejected = submission_rows(submission, first, False, "h", b"payload", NOW)
+    assert [row[0] for row in rejected] == [f"{submission.event_id}:0", f"{submission.event_id}:1"]
+
+    _, again, _ = apply_submission(TWO, submission, now=NOW, rules=RULES, replayed=True)
+    assert [x.accepted for x in again.readings] == [True, False]
+    readings, rows = submission_rows(submission, again, False, "h", b"payload", NOW, replayed=True)
+    retracted = REJECTION_COLUMNS.index("retracted")
+    assert len(readings) == 1
+    assert [(row[0], row[retracted]) for row in rows] == [
+        (f"{submission.event_id}:1", False),
+        (f"{submission.event_id}:0", True),
+        (payload_key(b"payload"), True),
+    ]
+    assert all(len(row) == len(REJECTION_COLUMNS) for row in rows)
+    # Not replayed: nothing is withdrawn.
+    _, plain = submission_rows(submission, again, False, "h", b"payload", NOW)
+    assert [row[retracted] for row in plain] == [False]
