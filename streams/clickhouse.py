@@ -22,7 +22,7 @@ from clickhouse_connect.driver.exceptions import (
     OperationalError,
 )
 
-from streams.errors import ClickHouseUnavailable, PermanentError
+from streams.errors import ClickHouseUnavailable, ConfigError, PermanentError
 from streams.settings import mask_url
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,10 @@ class ClickHouse:
             self._client = clickhouse_connect.get_client(dsn=dsn)
         except ClickHouseError as exc:
             raise ClickHouseUnavailable(f"cannot open ClickHouse at {self.display}: {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            # clickhouse-connect refuses some URLs outright (e.g. `?password=`, which clashes with
+            # its own password argument): one line naming the masked URL, not a traceback.
+            raise ConfigError(f"cannot use the ClickHouse URL {self.display}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"ClickHouse({self.display}, database={self.database})"
