@@ -1,4 +1,4 @@
-"""Settings: secrets stay out of reprs, messages and logs.
+"""Settings: secrets stay out of reprs, messages and logs; production refuses development keys.
 
 The commands run as real `python -m streams …` processes, as an operator runs them; they point
 at ports where nothing answers (or where the test listens), so they need nothing running.
@@ -10,6 +10,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -94,6 +96,16 @@ def test_the_clickhouse_client_repr_masks_the_password(tmp_path: Path) -> None:
     assert shown == f"ClickHouse(chdb://{tmp_path}/clickhouse?password=***, database=pokazy_masked)"
 
 
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A TCP port that accepts connections and remembers them (nothing answers on it)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        server.setblocking(False)
+        yield server
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -145,3 +157,50 @@ def test_a_command_failing_on_clickhouse_names_the_url_without_the_password(
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("error: cannot ")
     assert shown.format(port=port) in error
+
+
+def test_production_with_the_development_keys_refuses_to_start_before_connecting(
+    tmp_path: Path, listener: socket.socket
+) -> None:
+    port = listener.getsockname()[1]
+    env = _base_env(
+        tmp_path,
+        POKAZY_ENVIRONMENT="production",
+        POKAZY_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}",
+        POKAZY_CLICKHOUSE_URL=f"http://billing:{PASSWORD}@127.0.0.1:{port}/",
+    )
+
+    started = time.monotonic()
+    result = _pokazy(env, "worker")
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: in production, POKAZY_SENDER_HASH_KEY must be set")
+    assert "POKAZY_CONTROL_KEY must be set" in lines[0]
+    # Before anything else: no connection to Kafka or ClickHouse, no state on disk, no wait.
+    with pytest.raises(BlockingIOError):
+        listener.accept()
+    assert not (tmp_path / "data").exists()
+    assert time.monotonic() - started < 30
+
+
+def test_production_names_only_the_key_still_missing(
+    tmp_path: Path, listener: socket.socket
+) -> None:
+    env = _base_env(
+        tmp_path,
+        POKAZY_ENVIRONMENT="production",
+        POKAZY_KAFKA_BOOTSTRAP=f"127.0.0.1:{listener.getsockname()[1]}",
+        POKAZY_SENDER_HASH_KEY="a-real-hmac-key",
+    )
+
+    result = _pokazy(env, "worker")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: in production, POKAZY_CONTROL_KEY must be set: with the development key anyone "
+        "could close a billing period"
+    ]
+    with pytest.raises(BlockingIOError):
+        listener.accept()
