@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     table_store: str = "memory://"
     # Outage drills: while this file exists, the worker's ClickHouse inserts fail.
     fault_clickhouse_flag: Path | None = None
+    # Crash drills: while this file exists, each insert is written and then does not return,
+    # as if ClickHouse took the rows and never answered; the worker writes the table's name into
+    # the file when it starts holding, so a drill knows when to kill it (`ClickHouse.insert`).
+    fault_clickhouse_hold: Path | None = None
     # /health turns 503 when input waits and nothing was completed for this long.
     stall_timeout: float = Field(default=120.0, gt=0)
     # Close each period automatically once its window has ended (checked on the leader

@@ -413,6 +413,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
         settings.clickhouse_dsn,
         settings.clickhouse_database,
         fault_flag=settings.fault_clickhouse_flag,
+        hold_flag=settings.fault_clickhouse_hold,
     )
     store.migrate()
     sink = ClickHouseSink(store)
