@@ -119,6 +119,39 @@ def test_clickhouse_outage_is_retried_without_loss_and_reported(
     _assert_views(_views(pipeline), expected)
 
 
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        (
+            "http://billing:S3cret-Pw_9@127.0.0.1:{port}/",
+            "error: cannot open ClickHouse at http://billing:***@127.0.0.1:{port}/: ",
+        ),
+        (
+            "http://billing@127.0.0.1:{port}/?password=S3cret-Pw_9",
+            "error: cannot use the ClickHouse URL http://billing@127.0.0.1:{port}/?password=***: ",
+        ),
+    ],
+    ids=["user-password", "query-password"],
+)
+def test_a_worker_that_cannot_use_clickhouse_names_it_without_the_password(
+    pipeline: Pipeline, url: str, error: str
+) -> None:
+    port = free_port()  # nothing listens there
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"],
+        cwd=ROOT,
+        env={**pipeline.env, "POKAZY_CLICKHOUSE_URL": url.format(port=port)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1
+    assert "S3cret-Pw_9" not in result.stdout + result.stderr
+    # clickhouse-connect may log a line of its own before pokazy's error, which ends stderr.
+    assert result.stderr.strip().splitlines()[-1].startswith(error.format(port=port))
+
+
 def test_broker_restart_mid_stream_is_survived(pipeline: Pipeline) -> None:
     pipeline.worker()
     month, expected = _month(600, seed=22)
