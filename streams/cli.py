@@ -203,8 +203,9 @@ def rejections_replay(
     """Re-publish rejected submissions as they were received (e.g. after late master data).
 
     Each submission goes back once, however many of its readings were rejected, with its own
-    event_id and a replay header: the worker judges a wholly rejected submission again, while
-    one that had any reading accepted stays a duplicate, so replaying twice is harmless.
+    event_id and a replay header signed with POKAZY_CONTROL_KEY: the worker judges a wholly
+    rejected submission again, while one that had any reading accepted stays a duplicate, so
+    replaying twice is harmless.
     Messages kept as INTERNAL_ERROR (a defect of the worker, fixed since) go back to the topic
     they came from; a period close among them is not re-sent: run `close-period` again.
     """
@@ -212,7 +213,6 @@ def rejections_replay(
     from streams.domain.calendar import Period
     from streams.domain.model import Reason
     from streams.producer import PokazyProducer
-    from streams.worker import REPLAY_HEADER
 
     settings = _settings()
     if reason is not None and reason not in {*Reason.__members__, INTERNAL_ERROR}:
@@ -251,9 +251,7 @@ def rejections_replay(
             err.print(f"{skipped} INTERNAL_ERROR messages are not submissions or master data")
     with PokazyProducer(settings) as producer:
         for message in messages:
-            producer.republish(
-                message.key.decode(), message.payload, REPLAY_HEADER, topic=message.topic
-            )
+            producer.republish(message.key.decode(), message.payload, topic=message.topic)
     console.print(f"re-published {len(messages)} rejected messages")
 
 

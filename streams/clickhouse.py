@@ -8,7 +8,9 @@ may open its directory, so the worker owns it and runs every call on one thread.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from clickhouse_connect.driver.exceptions import (
     OperationalError,
 )
 
-from streams.errors import ClickHouseUnavailable, PermanentError
+from streams.errors import ClickHouseUnavailable, ConfigError, PermanentError
 from streams.settings import mask_url
 
 log = logging.getLogger(__name__)
@@ -68,15 +70,28 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ...]:
 class ClickHouse:
     """A connected client bound to pokazy's database."""
 
-    def __init__(self, dsn: str, database: str, *, fault_flag: Path | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        database: str,
+        *,
+        fault_flag: Path | None = None,
+        hold_flag: Path | None = None,
+    ) -> None:
         self.database = database
         self.display = mask_url(dsn)
         # Outage drills: while this file exists, every insert fails as if ClickHouse were down.
         self.fault_flag = fault_flag
+        # Crash drills: while this file exists, every insert is written and then held (`_hold`).
+        self.hold_flag = hold_flag
         try:
             self._client = clickhouse_connect.get_client(dsn=dsn)
         except ClickHouseError as exc:
             raise ClickHouseUnavailable(f"cannot open ClickHouse at {self.display}: {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            # clickhouse-connect refuses some URLs outright (e.g. `?password=`, which clashes with
+            # its own password argument): one line naming the masked URL, not a traceback.
+            raise ConfigError(f"cannot use the ClickHouse URL {self.display}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"ClickHouse({self.display}, database={self.database})"
@@ -121,6 +136,8 @@ class ClickHouse:
                 database=self.database,
                 column_oriented=True,
             )
+        if self.hold_flag is not None and self.hold_flag.exists():
+            _hold(self.hold_flag, table)
 
     def query(self, sql: str, *, read_only: bool = False) -> QueryResult:
         """Run a SELECT; with `read_only`, ClickHouse itself refuses anything that writes."""
@@ -131,6 +148,26 @@ class ClickHouse:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _hold(flag: Path, table: str) -> None:
+    """Block, after an insert into `table` was written, until `flag` is removed.
+
+    The rows are in ClickHouse and the worker has not heard back: a crash here is the one a
+    replay must absorb without doubling anything, and SIGKILL drills aim for it. The table's
+    name, written into the flag file first, tells the drill that the worker is held here. The
+    caller is the ClickHouse thread, so the worker's event loop (and /health) keeps running.
+    """
+    try:
+        # Without O_CREAT: a flag removed meanwhile is not brought back to hold forever.
+        descriptor = os.open(flag, os.O_WRONLY | os.O_TRUNC)
+    except FileNotFoundError:
+        return
+    with os.fdopen(descriptor, "w") as held:
+        held.write(f"{table}\n")
+    log.warning("injected hold: an insert into %s is written but held while %s exists", table, flag)
+    while flag.exists():
+        time.sleep(0.05)
 
 
 # ClickHouse's answer to a write under `readonly = 1` (error code 164, READONLY).

@@ -19,6 +19,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from streams.admission import REPLAY_HEADER, replay_signature
 from streams.codec import AvroCodec, default_codec
 from streams.decode import (
     METER_INSTALLED,
@@ -135,21 +136,21 @@ class PokazyProducer:
         self.flush()
         return len(partitions)
 
-    def republish(
-        self, account_id: str, payload: bytes, header: str, *, topic: str = "readings"
-    ) -> None:
-        """Send a stored message again, byte for byte, marked with `header`; queued only.
+    def republish(self, account_id: str, payload: bytes, *, topic: str = "readings") -> None:
+        """Send a stored message again, byte for byte, as a signed replay; queued only.
 
         For `rejections replay`: the payload is what the worker once received, so it is not
-        validated again here (the worker judges it, and may reject it again). `topic` is the
-        unprefixed input topic it came from.
+        validated again here (the worker judges it, and may reject it again). The replay header
+        carries the payload's HMAC with the control key, which the worker checks before it
+        judges a rejected submission again. `topic` is the unprefixed input topic it came from.
         """
+        signature = replay_signature(payload, self.settings.control_key.get_secret_value().encode())
         self._send(
             self.settings.topic(topic),
             account_id,
             payload,
             wait=False,
-            headers=[(header, b"1")],
+            headers=[(REPLAY_HEADER, signature)],
         )
 
     def _send(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +18,8 @@ DEVELOPMENT_CONTROL_KEY = "pokazy-development-control-key"
 
 _TOPIC_PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]*$")
 _DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# URL query parameters that carry a secret (`?password=…`, `?access_token=…`): masked in logs.
+_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
 
 
 class Settings(BaseSettings):
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     table_store: str = "memory://"
     # Outage drills: while this file exists, the worker's ClickHouse inserts fail.
     fault_clickhouse_flag: Path | None = None
+    # Crash drills: while this file exists, each insert is written and then does not return,
+    # as if ClickHouse took the rows and never answered; the worker writes the table's name into
+    # the file when it starts holding, so a drill knows when to kill it (`ClickHouse.insert`).
+    fault_clickhouse_hold: Path | None = None
     # /health turns 503 when input waits and nothing was completed for this long.
     stall_timeout: float = Field(default=120.0, gt=0)
     # Close each period automatically once its window has ended (checked on the leader
@@ -191,9 +197,25 @@ class Settings(BaseSettings):
 
 
 def mask_url(url: str) -> str:
-    """`scheme://user:***@host/...`: the URL with its password replaced."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL with every secret replaced by `***`, for logs and messages.
+
+    Secrets are the password of `user:pass@host` and any query parameter whose name says it
+    holds one (`?password=…`, `?access_token=…`); the rest is kept as written. The text is cut
+    by hand rather than parsed: a password with an unescaped `/`, `#` or `@` would make a URL
+    parser read part of it as the host or path, and print it.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    userinfo, at, location = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.partition(':')[0]}:***@{location}"
+    path, question, query = rest.partition("?")
+    if question:
+        query, hash_, fragment = query.partition("#")
+        query = "&".join(
+            f"{name}=***" if _SECRET_PARAMETER.search(unquote_plus(name)) else f"{name}{eq}{value}"
+            for name, eq, value in (item.partition("=") for item in query.split("&"))
+        )
+        rest = f"{path}?{query}{hash_}{fragment}"
+    return f"{scheme}{separator}{rest}"

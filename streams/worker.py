@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +35,14 @@ from faust.web import Request, Response, View
 from kafka.partitioner.default import murmur2
 
 from streams import faust_fixes
-from streams.admission import INTERNAL_ERROR, UNAUTHORIZED, Refused, Source, admit
+from streams.admission import (
+    INTERNAL_ERROR,
+    UNAUTHORIZED,
+    Refused,
+    Source,
+    admit,
+    is_authentic_replay,
+)
 from streams.clickhouse import ClickHouse, QueryRejected
 from streams.codec import AvroCodec, default_codec
 from streams.decode import PERIOD_CLOSE_REQUESTED, SUBMISSION_OUTCOME, PeriodCloseRequested
@@ -69,9 +76,6 @@ from streams.state import decode_state, encode_state
 
 log = logging.getLogger(__name__)
 
-# Kafka header `rejections replay` sets on the submissions it re-publishes.
-REPLAY_HEADER = "pokazy-replay"
-
 Clock = Callable[[], datetime]
 
 
@@ -103,7 +107,11 @@ class Pipeline:
                 self.guard.admit(event.message)
             try:
                 message = event.message
-                replayed = REPLAY_HEADER in _header_names(message.headers)
+                replayed = is_authentic_replay(
+                    message.headers,
+                    event.value or b"",
+                    self.settings.control_key.get_secret_value().encode(),
+                )
                 await self._process(
                     event.key, event.value, message.topic, message.partition, replayed
                 )
@@ -363,12 +371,6 @@ def account_partition(key: bytes, partitions: int) -> int:
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
-def _header_names(headers: Any) -> set[str]:
-    """Header names, whether the driver gives a mapping or (name, value) pairs."""
-    names = headers.keys() if isinstance(headers, Mapping) else (k for k, _ in headers or ())
-    return {k.decode() if isinstance(k, bytes) else str(k) for k in names}
-
-
 def _where(event: Any) -> tuple[str, int, int]:
     message = event.message
     return message.topic, message.partition, message.offset
@@ -416,6 +418,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
         settings.clickhouse_dsn,
         settings.clickhouse_database,
         fault_flag=settings.fault_clickhouse_flag,
+        hold_flag=settings.fault_clickhouse_hold,
     )
     store.migrate()
     sink = ClickHouseSink(store)

@@ -8,6 +8,8 @@ and compares `readings`, `rejections` and `billing` with it, row for row.
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +25,7 @@ from streams.errors import PokazyError
 from streams.producer import PokazyProducer
 from streams.sample import sample_month
 from streams.settings import Settings
-from tests.integration.conftest import ROOT, TEST_BOOTSTRAP, Pipeline, free_port
+from tests.integration.conftest import ROOT, TEST_BOOTSTRAP, Pipeline, Worker, free_port
 from tests.integration.expected import (
     BILLING_SQL,
     READINGS_SQL,
@@ -117,6 +119,39 @@ def test_clickhouse_outage_is_retried_without_loss_and_reported(
     _assert_views(_views(pipeline), expected)
 
 
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        (
+            "http://billing:S3cret-Pw_9@127.0.0.1:{port}/",
+            "error: cannot open ClickHouse at http://billing:***@127.0.0.1:{port}/: ",
+        ),
+        (
+            "http://billing@127.0.0.1:{port}/?password=S3cret-Pw_9",
+            "error: cannot use the ClickHouse URL http://billing@127.0.0.1:{port}/?password=***: ",
+        ),
+    ],
+    ids=["user-password", "query-password"],
+)
+def test_a_worker_that_cannot_use_clickhouse_names_it_without_the_password(
+    pipeline: Pipeline, url: str, error: str
+) -> None:
+    port = free_port()  # nothing listens there
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"],
+        cwd=ROOT,
+        env={**pipeline.env, "POKAZY_CLICKHOUSE_URL": url.format(port=port)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1
+    assert "S3cret-Pw_9" not in result.stdout + result.stderr
+    # clickhouse-connect may log a line of its own before pokazy's error, which ends stderr.
+    assert result.stderr.strip().splitlines()[-1].startswith(error.format(port=port))
+
+
 def test_broker_restart_mid_stream_is_survived(pipeline: Pipeline) -> None:
     pipeline.worker()
     month, expected = _month(600, seed=22)
@@ -139,31 +174,81 @@ def test_broker_restart_mid_stream_is_survived(pipeline: Pipeline) -> None:
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_worker_killed_three_times_including_mid_insert_and_mid_close(
-    pipeline: Pipeline, store: str
+    pipeline: Pipeline, store: str, tmp_path: Path
 ) -> None:
     # memory:// rebuilds the table from the changelog on every start; rocksdb:// reopens its
     # files and replays only the changelog's tail, so it is the one state ahead of its offsets.
-    worker = pipeline.worker(POKAZY_TABLE_STORE=store)
+    # While `hold` exists, an insert is written and then does not return (streams.clickhouse).
+    # Batches of 500 rows make the close write its billing in several inserts, so one kill can
+    # come between them.
+    hold = tmp_path / "hold-inserts"
+    worker = pipeline.worker(
+        POKAZY_TABLE_STORE=store,
+        POKAZY_FAULT_CLICKHOUSE_HOLD=str(hold),
+        POKAZY_SINK_BATCH_ROWS="500",
+    )
     month, expected = _month(3000, seed=23)
     _publish(pipeline, month.registry, "registry")
     pipeline.wait_idle()
+    # 1: inside an insert: ClickHouse has the first rows of the file, the worker has not heard
+    # back, and nothing of the file is acknowledged.
+    hold.touch()
     _publish(pipeline, month.submissions, "readings")
-    # 1: while rows stream into ClickHouse.
-    _wait_for_rows(pipeline, "readings_log", minimum=1)
+    held = _wait_until_held(worker, hold)
     worker.kill()
+    hold.unlink()
+    landed = _landed(pipeline)
+    assert landed[held] > 0, f"the held insert into {held} did not land"
+    assert landed["readings_log"] < len(expected.readings), "the whole file was already written"
     worker.start()
     # 2: at a random moment of the rest of the file.
     time.sleep(random.uniform(0.5, 3.0))
     worker.kill()
     worker.start()
     pipeline.wait_idle(timeout=300)
-    # 3: during the period close.
+    # 3: inside the period close, between its billing inserts.
+    hold.touch()
     _close(pipeline)
-    _wait_for_rows(pipeline, "billing_log", minimum=1, timeout=60)
+    assert _wait_until_held(worker, hold) == "billing_log"
     worker.kill()
+    hold.unlink()
+    billed = _landed(pipeline)["billing_log"]
+    assert 0 < billed < len(expected.billing), f"{billed} of {len(expected.billing)} billed"
     worker.start()
     pipeline.wait_idle(timeout=300)
     _assert_views(_views(pipeline), expected)
+
+
+def _wait_until_held(worker: Worker, hold: Path, timeout: float = 120) -> str:
+    """The table whose insert the worker is held in, once it is (it writes it into `hold`)."""
+    deadline = time.monotonic() + timeout
+    while not (held := hold.read_text()).endswith("\n"):
+        assert worker.process is not None and worker.process.poll() is None, worker.log_tail()
+        assert time.monotonic() < deadline, f"no insert held within {timeout}s"
+        time.sleep(0.05)
+    return held.strip()
+
+
+def _landed(pipeline: Pipeline) -> dict[str, int]:
+    """Rows in each log table, counted by a `pokazy sql` process while no worker runs.
+
+    That process opens the embedded store itself; the test process must not (chdb allows one
+    directory per process, and the test's other pipelines need theirs).
+    """
+    query = ", ".join(
+        f"(SELECT count() FROM {pipeline.database}.{table}) AS {table}"
+        for table in ("readings_log", "rejections_log", "billing_log")
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "sql", f"SELECT {query}", "--format", "json"],
+        cwd=ROOT,
+        env=pipeline.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return {table: int(n) for table, n in orjson.loads(result.stdout).items()}
 
 
 def test_a_second_worker_joining_and_leaving_moves_partitions_and_state(
@@ -217,13 +302,6 @@ def _distinct(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         seen.setdefault(orjson.dumps(row, default=str, option=orjson.OPT_SORT_KEYS), row)
     return list(seen.values())
-
-
-def _wait_for_rows(pipeline: Pipeline, table: str, minimum: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while pipeline.query(f"SELECT count() AS n FROM {{db}}.{table}")[0]["n"] < minimum:
-        assert time.monotonic() < deadline, f"no rows in {table} within {timeout}s"
-        time.sleep(random.uniform(0.05, 0.2))
 
 
 def test_a_worker_started_on_a_backlog_processes_all_of_it(pipeline: Pipeline) -> None:

@@ -12,6 +12,7 @@ import uuid
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.admission import REPLAY_HEADER, replay_signature
 from streams.codec import default_codec
 from streams.domain.calendar import Period
 from streams.producer import PokazyProducer
@@ -226,6 +227,56 @@ def test_rejections_replay_after_late_master_data_is_idempotent(pipeline: Pipeli
         "SELECT local_date, submissions, accepted, rejected FROM {db}.submissions_daily"
     )
     assert daily == [{"local_date": "2023-05-31", "submissions": 1, "accepted": 1, "rejected": 0}]
+
+
+def test_only_a_signed_replay_judges_a_rejected_submission_again(pipeline: Pipeline) -> None:
+    pipeline.worker()
+    # The bot already knows the new meter; billing's exchange arrives later (UNKNOWN_METER).
+    early = _submission("0000000002", "2023-05-31T10:00:00Z", [{"zone": "total", "value": 100}])
+    early["meter_id"] = "NIK-3"
+    _publish(pipeline, REGISTRY, [early])
+    pipeline.wait_idle()
+    stored = pipeline.query("SELECT event_id, reason, hex(payload) AS payload FROM {db}.rejections")
+    assert [(r["event_id"], r["reason"]) for r in stored] == [(early["event_id"], "UNKNOWN_METER")]
+    exchange = [
+        {"type": "MeterRemoved", "account_id": "0000000002", "meter_id": "NIK-2",
+         "final": {"total": 40150}, "removed_on": "2023-05-20"},
+        {"type": "MeterInstalled", "account_id": "0000000002", "meter_id": "NIK-3",
+         "zones": ["total"], "digits": 5, "initial": {"total": 50}, "installed_on": "2023-05-20"},
+    ]  # fmt: skip
+    _publish(pipeline, exchange, [])
+
+    # Anyone who can write the readings topic can set the replay header. Unsigned, or signed
+    # with another key, it is ignored: the event_id stays a duplicate of its rejection.
+    payload = bytes.fromhex(stored[0]["payload"])
+    forger = KafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap)
+    for forged in (b"1", replay_signature(payload, b"a-bot's-guess")):
+        forger.send(
+            pipeline.settings.topic("readings"),
+            key=b"0000000002",
+            value=payload,
+            headers=[(REPLAY_HEADER, forged)],
+        )
+    forger.flush()
+    forger.close()
+    pipeline.wait_idle()
+    assert pipeline.query(READINGS_SQL) == []
+    metrics = _get(pipeline, "/metrics").decode()
+    assert 'pokazy_readings_total{outcome="duplicate",reason="UNKNOWN_METER"} 2.0' in metrics
+
+    # `rejections replay` signs with the control key: judged again, accepted on the new meter.
+    subprocess.run(
+        [sys.executable, "-m", "streams", "rejections", "replay", "--reason", "UNKNOWN_METER"],
+        env=pipeline.env, check=True, capture_output=True,
+    )  # fmt: skip
+    pipeline.wait_idle()
+    readings = pipeline.query(READINGS_SQL + " ORDER BY event_id")
+    assert actual_readings(readings) == {
+        (early["event_id"], "total", 100, "in_window", "2023-05", _d("2023-05-31"), 50)
+    }
+    assert [r["meter_id"] for r in pipeline.query("SELECT meter_id FROM {db}.readings")] == [
+        "NIK-3"
+    ]
 
 
 def _get(pipeline: Pipeline, path: str) -> bytes:

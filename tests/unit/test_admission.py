@@ -1,19 +1,24 @@
-"""Admission (size, decode, key, authority) and what `rejections` keeps of a refused message."""
+"""Admission (size, decode, key, authority), replay headers, and what `rejections` keeps."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 from typing import Any
 
 import pytest
 
 from streams.admission import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    REPLAY_HEADER,
     UNAUTHORIZED,
+    Headers,
     Refused,
     Source,
     admit,
+    is_authentic_replay,
+    replay_signature,
 )
 from streams.codec import default_codec
 from streams.decode import (
@@ -192,3 +197,50 @@ def test_the_message_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("POKAZY_MAX_MESSAGE_BYTES", "10")
     with pytest.raises(ConfigError, match="POKAZY_MAX_MESSAGE_BYTES"):
         Settings.from_env()
+
+
+# --- replay headers (`rejections replay`) ------------------------------------------------------
+
+PAYLOAD = encode(READING_SUBMITTED, SUBMISSION)
+SIGNED = replay_signature(PAYLOAD, KEY)
+
+
+def test_the_replay_header_is_the_payloads_hex_hmac_sha256_with_the_control_key() -> None:
+    # The contract another tool must follow to replay a message.
+    expected = hmac.new(KEY, PAYLOAD, hashlib.sha256).hexdigest().encode()
+    assert replay_signature(PAYLOAD, KEY) == expected
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(REPLAY_HEADER, SIGNED)],
+        [(REPLAY_HEADER.encode(), SIGNED)],
+        {REPLAY_HEADER: SIGNED},
+        [("traceparent", b"00-ab-cd-01"), (REPLAY_HEADER, b"1"), (REPLAY_HEADER, SIGNED)],
+    ],
+    ids=["pairs", "bytes-name", "mapping", "among-others"],
+)
+def test_a_replay_signed_with_the_control_key_is_authentic(headers: Headers) -> None:
+    assert is_authentic_replay(headers, PAYLOAD, KEY)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        [],
+        {},
+        [("traceparent", b"00-ab-cd-01")],
+        [(REPLAY_HEADER, b"1")],  # what the header said before it was signed
+        [(REPLAY_HEADER, b"")],
+        [(REPLAY_HEADER, None)],
+        [(REPLAY_HEADER, replay_signature(PAYLOAD, b"a-bot's-guess"))],
+        [(REPLAY_HEADER, replay_signature(PAYLOAD + b" ", KEY))],  # copied from another message
+        [(REPLAY_HEADER, SIGNED.upper())],
+        [("Pokazy-Replay", SIGNED)],
+    ],
+    ids=repr,
+)
+def test_an_unverified_replay_header_is_ignored(headers: Headers) -> None:
+    assert not is_authentic_replay(headers, PAYLOAD, KEY)

@@ -1,0 +1,206 @@
+"""Settings: secrets stay out of reprs, messages and logs; production refuses development keys.
+
+The commands run as real `python -m streams …` processes, as an operator runs them; they point
+at ports where nothing answers (or where the test listens), so they need nothing running.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings, mask_url
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "S3cret-Pw_9"
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("http://billing:S3cret-Pw_9@ch.internal:8123", "http://billing:***@ch.internal:8123"),
+        (
+            "https://billing@ch.internal:8443/?password=S3cret-Pw_9&compress=lz4",
+            "https://billing@ch.internal:8443/?password=***&compress=lz4",
+        ),
+        (
+            "https://billing:S3cret-Pw_9@ch.internal/?PASSWORD=S3cret-Pw_9",
+            "https://billing:***@ch.internal/?PASSWORD=***",
+        ),
+        ("http://ch.internal/?access_token=S3cret-Pw_9", "http://ch.internal/?access_token=***"),
+        ("http://ch.internal/?pass%77ord=S3cret-Pw_9#x", "http://ch.internal/?pass%77ord=***#x"),
+        # Unescaped `/`, `#` and `@` in the password: a URL parser would call part of it the host.
+        ("http://billing:S3c/r#t@x@[::1]:8123/db", "http://billing:***@[::1]:8123/db"),
+        ("http://:S3cret-Pw_9@ch.internal", "http://:***@ch.internal"),
+    ],
+)
+def test_a_clickhouse_url_is_shown_without_its_password(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "chdb:///var/lib/pokazy/clickhouse",
+        "http://billing@ch.internal:8123/pokazy?compress=lz4&user=billing",
+        "https://ch.internal",
+    ],
+)
+def test_a_url_without_a_password_is_shown_as_written(url: str) -> None:
+    assert mask_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://billing:{PASSWORD}@ch.internal:8123",
+        f"https://billing@ch.internal:8443/?password={PASSWORD}",
+    ],
+)
+def test_the_clickhouse_password_stays_out_of_the_settings(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("POKAZY_CLICKHOUSE_URL", url)
+    settings = Settings.from_env()
+
+    assert settings.clickhouse_dsn == url  # the client still gets it
+    for shown in (repr(settings), str(settings), settings.clickhouse_display):
+        assert PASSWORD not in shown
+    assert "***" in settings.clickhouse_display
+
+
+def _clickhouse_repr(path: str) -> str:
+    from streams.clickhouse import ClickHouse
+
+    store = ClickHouse(f"chdb://{path}?password={PASSWORD}", "pokazy_masked")
+    try:
+        return repr(store)
+    finally:
+        store.close()
+
+
+def test_the_clickhouse_client_repr_masks_the_password(tmp_path: Path) -> None:
+    # A fresh interpreter: one chdb directory per process, and pytest's may hold another.
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        shown = pool.submit(_clickhouse_repr, str(tmp_path / "clickhouse")).result(timeout=120)
+
+    assert shown == f"ClickHouse(chdb://{tmp_path}/clickhouse?password=***, database=pokazy_masked)"
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A TCP port that accepts connections and remembers them (nothing answers on it)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        server.setblocking(False)
+        yield server
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pokazy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("POKAZY_")},
+        "POKAZY_DATA_DIR": str(tmp_path / "data"),
+        "POKAZY_WEB_PORT": str(_closed_port()),  # no worker: commands open ClickHouse themselves
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"http://billing:{PASSWORD}@127.0.0.1:{{port}}/", "http://billing:***@127.0.0.1:{port}/"),
+        (
+            f"http://billing@127.0.0.1:{{port}}/?password={PASSWORD}",
+            "http://billing@127.0.0.1:{port}/?password=***",
+        ),
+    ],
+    ids=["user-password", "query-password"],
+)
+def test_a_command_failing_on_clickhouse_names_the_url_without_the_password(
+    tmp_path: Path, url: str, shown: str
+) -> None:
+    port = _closed_port()
+    env = _base_env(tmp_path, POKAZY_CLICKHOUSE_URL=url.format(port=port))
+
+    result = _pokazy(env, "sql", "SELECT 1")
+
+    assert result.returncode == 1
+    assert PASSWORD not in result.stdout + result.stderr
+    # clickhouse-connect may log a line of its own before pokazy's error, which ends stderr.
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: cannot ")
+    assert shown.format(port=port) in error
+
+
+def test_production_with_the_development_keys_refuses_to_start_before_connecting(
+    tmp_path: Path, listener: socket.socket
+) -> None:
+    port = listener.getsockname()[1]
+    env = _base_env(
+        tmp_path,
+        POKAZY_ENVIRONMENT="production",
+        POKAZY_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}",
+        POKAZY_CLICKHOUSE_URL=f"http://billing:{PASSWORD}@127.0.0.1:{port}/",
+    )
+
+    started = time.monotonic()
+    result = _pokazy(env, "worker")
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: in production, POKAZY_SENDER_HASH_KEY must be set")
+    assert "POKAZY_CONTROL_KEY must be set" in lines[0]
+    # Before anything else: no connection to Kafka or ClickHouse, no state on disk, no wait.
+    with pytest.raises(BlockingIOError):
+        listener.accept()
+    assert not (tmp_path / "data").exists()
+    assert time.monotonic() - started < 30
+
+
+def test_production_names_only_the_key_still_missing(
+    tmp_path: Path, listener: socket.socket
+) -> None:
+    env = _base_env(
+        tmp_path,
+        POKAZY_ENVIRONMENT="production",
+        POKAZY_KAFKA_BOOTSTRAP=f"127.0.0.1:{listener.getsockname()[1]}",
+        POKAZY_SENDER_HASH_KEY="a-real-hmac-key",
+    )
+
+    result = _pokazy(env, "worker")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: in production, POKAZY_CONTROL_KEY must be set: with the development key anyone "
+        "could close a billing period"
+    ]
+    with pytest.raises(BlockingIOError):
+        listener.accept()
