@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install pokazy with its pinned dependencies
 
-demo: install ## The main job: local broker + worker, a sample month, what landed in ClickHouse
+demo: install ## The main job: local broker + worker, three simulated months, what landed in ClickHouse
 	$(BIN)/pokazy demo
 
 test: install ## Every test: starts the local test broker, runs unit and integration tests, stops it

@@ -11,13 +11,16 @@ On top of that each account does one thing per period (a `Behaviour`, with the s
 reads on time inside the window with the evening peak of its last days, reads early or late
 (off-window), forgets (the period gets estimated), is away and re-sends the same reading,
 mistypes and corrects, swaps day and night, sends the total register or a label the DSO does not
-know. Independently the bot sometimes retries a submission (same event, same content), billing
-exchanges a few meters mid-month, customers type account numbers that do not exist, and a few
-messages on the readings topic are not submissions at all.
+know. A few accounts never submit at all: chosen once for the whole simulation, not month by
+month, so each of their periods is estimated, several in a row (SPEC §2.5: `no_history`, then
+`prolonged_estimation`). Independently the bot sometimes retries a submission (same event, same
+content), billing exchanges a few meters mid-month, customers type account numbers that do not
+exist, and a few messages on the readings topic are not submissions at all.
 
-Shares are *quotas*, not dice: of the accounts of one zone set in one period exactly
-``round(share × count)`` get a behaviour (largest remainder), shuffled by the seed. The
-composition is exact and even small runs contain every case; which account does what is random.
+Shares are *quotas*, not dice: exactly ``round(share × accounts)`` accounts never submit, and of
+the other accounts of one zone set in one period exactly ``round(share × count)`` get a
+behaviour (largest remainder), shuffled by the seed. The composition is exact and even small
+runs contain every case; which account does what is random.
 
 Everything is drawn from `random.Random` streams seeded from ``seed``: the same arguments give
 byte-identical files.
@@ -72,6 +75,7 @@ class Behaviour(enum.StrEnum):
     ZONES_SWAPPED = "zones_swapped"  # two-zone: the day value under the night label and back
     TOTAL_REGISTER = "total_register"  # multi-zone: the total register (1.8.0) instead of zones
     UNKNOWN_REGISTER = "unknown_register"  # a display label the DSO's map does not know
+    NEVER = "never"  # the account submits in no period of the simulation: all are estimated
 
 
 class Role(enum.StrEnum):
@@ -121,7 +125,14 @@ MONTHLY_NOISE = 0.10
 DAY_SHARE_RANGE = (0.55, 0.66)
 THREE_ZONE_SPLIT: Mapping[Zone, float] = {Zone.PEAK: 0.22, Zone.HALF_PEAK: 0.45, Zone.NIGHT: 0.33}
 
+# --- Accounts that never submit (a quota of all accounts, drawn once) --------------------------
+# Flats let or empty, customers who leave it to the estimate: a few percent of a DSO's accounts
+# go unread for months. Their periods are estimated in a row, which is what `no_history` and
+# `prolonged_estimation` (SPEC §2.5) exist for; a month-by-month draw makes such runs rare.
+NEVER_SUBMITS_SHARE = 0.03
+
 # --- Behaviour per account-month (quotas per zone set; on time takes the rest) ----------------
+# Shares of the account-months of the accounts that submit at all (all but NEVER_SUBMITS_SHARE).
 EARLY_SHARE = 0.05
 LATE_SHARE = 0.05
 NONE_SHARE = 0.08
@@ -187,7 +198,11 @@ _ZONE_WORD = {
 
 
 def behaviour_shares(zones: ZoneSet) -> dict[Behaviour, float]:
-    """The share of each behaviour among account-months of meters with this zone set."""
+    """The share of each behaviour among account-months of meters with this zone set.
+
+    Of the accounts that submit at all: those that never do (`NEVER_SUBMITS_SHARE`) are set
+    aside before the monthly quotas.
+    """
     shares = {
         Behaviour.EARLY: EARLY_SHARE,
         Behaviour.LATE: LATE_SHARE,
@@ -297,8 +312,9 @@ def write_simulation(sim: Simulation, out_dir: Path) -> SimulationFiles:
 
 # ---------------------------------------------------------------------------------------------
 # The generator. Three passes: the population (meters and consumption of every account), the
-# plan (which accounts have their meter exchanged, and every account-month's behaviour as exact
-# quotas), then each account's traffic in time order against its true registers.
+# plan (which accounts never submit, which have their meter exchanged, and every other
+# account-month's behaviour as exact quotas), then each account's traffic in time order against
+# its true registers.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -545,11 +561,20 @@ class _Generator:
     def plan(self, population: list[_Account]) -> _Plan:
         rng = self.rng_plan
         zones_now = [a.meter.zones for a in population]
+        # Chosen once for every period, so their estimates run in a row. Their meters are not
+        # exchanged either: the removal's final reading is an actual measurement, and the new
+        # meter starts a new chain, which would cut the run of estimates short.
+        never = set(
+            rng.sample(range(len(population)), _half_up(len(population) * NEVER_SUBMITS_SHARE))
+        )
+        self.counts["never_submitting_accounts"] = len(never)
         exchanges: dict[int, tuple[int, ZoneSet]] = {}
         behaviours: list[list[Behaviour]] = []
         for m in range(len(self.periods)):
             # A meter is exchanged at most once: meters last for years.
-            candidates = [a.index for a in population if a.index not in exchanges]
+            candidates = [
+                a.index for a in population if a.index not in exchanges and a.index not in never
+            ]
             count = min(len(candidates), _half_up(len(population) * EXCHANGE_SHARE))
             for n in sorted(rng.sample(candidates, count)):
                 old = zones_now[n]
@@ -562,9 +587,11 @@ class _Generator:
                 zones_now[n] = new
             # The behaviour of period m fits the meter its window readings go to (the exchange
             # comes mid-month, before them).
-            month: list[Behaviour] = [Behaviour.ON_TIME] * len(population)
+            month = [
+                Behaviour.NEVER if n in never else Behaviour.ON_TIME for n in range(len(population))
+            ]
             for zones in ZONE_SET_SHARES:
-                members = [n for n, z in enumerate(zones_now) if z == zones]
+                members = [n for n, z in enumerate(zones_now) if z == zones and n not in never]
                 quota = _quotas(behaviour_shares(zones), len(members))
                 rng.shuffle(quota)
                 for n, behaviour in zip(members, quota, strict=True):
@@ -603,7 +630,7 @@ class _Generator:
     def _submission_moment(
         self, rng: random.Random, period: Period, behaviour: Behaviour
     ) -> _Moment | None:
-        if behaviour is Behaviour.NONE:
+        if behaviour in (Behaviour.NONE, Behaviour.NEVER):
             return None
         if behaviour is Behaviour.EARLY:
             day = period.first_day + timedelta(
@@ -940,6 +967,7 @@ class _Generator:
         manifest: dict[str, Any] = {
             "seed": self.seed,
             "accounts": len(population),
+            "never_submitting_accounts": self.counts["never_submitting_accounts"],
             "months": len(self.periods),
             "periods": [str(p) for p in self.periods],
             "installation_period": str(self.installation_period),
@@ -970,6 +998,7 @@ class _Generator:
             "malformed": {k: self.malformed_kinds[k] for k in MALFORMED_KINDS},
             "shares": {
                 "zone_sets": {"+".join(z.value for z in k): v for k, v in ZONE_SET_SHARES.items()},
+                "never_submitting_accounts": NEVER_SUBMITS_SHARE,
                 "behaviours": {
                     "+".join(z.value for z in zones): {
                         b.value: round(s, 4) for b, s in behaviour_shares(zones).items()

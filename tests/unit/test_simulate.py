@@ -31,6 +31,7 @@ from streams.domain.calendar import (
     submission_window,
 )
 from streams.domain.closing import BillingLine, close_period
+from streams.domain.ledger import Basis, ClosedPeriod, Flag
 from streams.domain.model import Reason, Rules, Submission, SubmissionOutcome
 from streams.domain.validation import apply_registry_event, apply_submission, malformation
 from streams.domain.zones import Zone, zone_for_register
@@ -177,6 +178,11 @@ def test_malformed_messages_are_each_kind_and_refused(traffic: Traffic) -> None:
 def test_behaviour_shares_are_the_documented_ones(traffic: Traffic) -> None:
     manifest = traffic.manifest
     assert manifest["account_months"] == 2000 * 3 == sum(manifest["behaviours"].values())
+    # About 3 % of the accounts never submit: every one of their months is `never`.
+    never = manifest["never_submitting_accounts"]
+    assert 0.02 <= never / manifest["accounts"] <= 0.04
+    assert manifest["behaviours"]["never"] == never * 3
+    # The monthly shares apply to the other accounts, so of all account-months they are ~3 % lower.
     share = {b: n / manifest["account_months"] for b, n in manifest["behaviours"].items()}
     assert 0.72 <= share["on_time"] <= 0.80
     assert 0.09 <= share["early"] + share["late"] <= 0.11
@@ -212,7 +218,12 @@ def test_recounting_the_files_gives_the_manifest(traffic: Traffic) -> None:
             key = (truth["account_id"], truth["period"])
             assert account_months.setdefault(key, truth["behaviour"]) == truth["behaviour"]
     behaviours = Counter(account_months.values())
-    behaviours["none"] = manifest["account_months"] - len(account_months)
+    # The account-months without a line: the months skipped, and every month of those who never
+    # submit.
+    silent = manifest["account_months"] - len(account_months)
+    assert silent == manifest["behaviours"]["none"] + manifest["behaviours"]["never"]
+    behaviours["none"] = manifest["behaviours"]["none"]
+    behaviours["never"] = manifest["behaviours"]["never"]
     assert behaviours == Counter({k: v for k, v in manifest["behaviours"].items() if v})
     assert roles == Counter({k: v for k, v in manifest["roles"].items() if v})
     assert channels == Counter(manifest["channels"])
@@ -290,12 +301,15 @@ def raw_value(submission: dict[str, Any], zone: str) -> str:
 
 
 def is_typo(true: str, typed: str) -> bool:
-    """Two adjacent digits transposed, or one digit doubled (or a digit put in front of 0)."""
-    transposed = any(
-        typed == true[:i] + true[i + 1] + true[i] + true[i + 2 :] for i in range(len(true) - 1)
-    )
-    doubled = any(typed == true[: i + 1] + true[i:] for i in range(len(true)))
-    return transposed or doubled or (true == "0" and len(typed) == 2)
+    """Two adjacent digits transposed, or one digit doubled (or a digit put in front of 0).
+
+    Compared as numbers: a digit transposed to the front can be a 0 ("50013" typed "05013"),
+    which only the chat text keeps; a web submission carries the value 5013.
+    """
+    transposed = {true[:i] + true[i + 1] + true[i] + true[i + 2 :] for i in range(len(true) - 1)}
+    doubled = {true[: i + 1] + true[i:] for i in range(len(true))}
+    typos = {int(text) for text in transposed | doubled}
+    return int(typed) in typos or (true == "0" and len(typed) == 2)
 
 
 # --- time: windows, the evening peak, nothing in the future ---------------------------------------
@@ -393,6 +407,7 @@ def test_every_rare_case_happens_with_500_accounts(small: Traffic) -> None:
     assert events["exchanges"] >= 1
     assert behaviours["zones_swapped"] >= 1
     assert behaviours["typo_corrected"] >= 1 and events["corrections"] >= 1
+    assert behaviours["never"] >= 1
     assert events["duplicate_retries"] >= 1
     assert events["unknown_account_submissions"] >= 1
     assert small.manifest["malformed"] == dict.fromkeys(MALFORMED_KINDS, 1)
@@ -443,7 +458,17 @@ def test_consumption_is_seasonal_and_split_about_60_40() -> None:
 # --- through the rules: true readings accepted, mistakes rejected for the right reason ------
 
 
-def test_the_rules_accept_the_truth_and_reject_the_mistakes(traffic: Traffic) -> None:
+@dataclass(frozen=True)
+class Replay:
+    """The traffic run through the pure domain rules, in file order, with the periods closed."""
+
+    outcomes: list[tuple[dict[str, Any], SubmissionOutcome, bool]]  # truth, outcome, duplicate
+    billing: list[BillingLine]  # every close, the installation period's included
+
+
+@pytest.fixture(scope="module")
+def replay(traffic: Traffic) -> Replay:
+    """Registry first, then each submission; a period is closed once its window has passed."""
     codec = default_codec()
     names = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}
     states: dict[str, Any] = {}
@@ -476,7 +501,13 @@ def test_the_rules_accept_the_truth_and_reject_the_mistakes(traffic: Traffic) ->
         outcomes.append((truth, outcome, duplicate))
     for period in pending_closes:
         close(period)
+    return Replay(outcomes, billing)
 
+
+def test_the_rules_accept_the_truth_and_reject_the_mistakes(
+    traffic: Traffic, replay: Replay
+) -> None:
+    outcomes, billing = replay.outcomes, replay.billing
     # An accepted wrong value (a plausible typo, an undetected swap) moves the account's
     # baseline: the later true readings of that account are no longer a fair test of the rules.
     tainted: set[str] = set()
@@ -519,6 +550,34 @@ def test_the_rules_accept_the_truth_and_reject_the_mistakes(traffic: Traffic) ->
             assert line.end_reading == expected, line
             checked += 1
     assert checked > 0.9 * len(actual)
+
+
+def test_accounts_that_never_submit_are_estimated_every_month(
+    traffic: Traffic, replay: Replay
+) -> None:
+    never = traffic.manifest["never_submitting_accounts"]
+    submitting = {t["account_id"] for t in traffic.truth if t["behaviour"] != UNKNOWN_ACCOUNT}
+    exchanged = {e["account_id"] for e in traffic.registry if e["type"] == "MeterRemoved"}
+    # Accounts without a single submission line that kept their meter: those that never submit
+    # (their meters are not exchanged), and any that skipped each of the 3 months by chance
+    # (8 % a month: about one of 2,000).
+    silent = traffic.installed.keys() - submitting - exchanged
+    assert never <= len(silent) <= never + 5
+    closes: dict[tuple[str, Zone], list[ClosedPeriod]] = defaultdict(list)
+    for line in replay.billing:  # in close order
+        if line.account_id in silent:
+            closes[line.account_id, line.zone].append(line.closed)
+    assert {account for account, _ in closes} == silent
+    # The installation period is closed first, as the first estimate: counted with it, the
+    # third estimate in a row is the second simulated month.
+    installation = Period.parse(traffic.manifest["installation_period"])
+    for (account, zone), zone_closes in closes.items():
+        assert [c.period for c in zone_closes] == [installation, *traffic.closes], account
+        assert all(c.basis is Basis.ESTIMATED for c in zone_closes), (account, zone)
+        # Never a measured month to take a rate from: 0 kWh a day, flagged as such.
+        assert all(Flag.NO_HISTORY in c.flags and c.kwh == 0 for c in zone_closes), account
+        prolonged = [Flag.PROLONGED_ESTIMATION in c.flags for c in zone_closes]
+        assert prolonged == [False, False, True, True], (account, zone)
 
 
 # --- the command ------------------------------------------------------------------------------
