@@ -189,7 +189,7 @@ class Pipeline:
         )
         if isinstance(inbound, Refused):
             kind = "unauthorized" if inbound.reason == UNAUTHORIZED else "undecodable"
-            self.sink.metrics.messages.labels(kind).inc()
+            self.sink.metrics.count_message(kind)
             if inbound.reason == UNAUTHORIZED:
                 log.warning("refused on %s[%d]: %s", topic, partition, inbound.detail)
             self.sink.add(
@@ -204,7 +204,7 @@ class Pipeline:
                 ]
             )
             return
-        self.sink.metrics.messages.labels(type(inbound).__name__).inc()
+        self.sink.metrics.count_message(type(inbound).__name__)
         if isinstance(inbound, Submission):
             await self._submission(inbound, raw, now, replayed)
         elif isinstance(inbound, MeterInstalled | MeterRemoved):
@@ -269,7 +269,7 @@ class Pipeline:
         self.sink.add(readings=readings, rejections=rejections)
         for reading in outcome.readings:
             verdict = "duplicate" if duplicate else "accepted" if reading.accepted else "rejected"
-            self.sink.metrics.readings.labels(verdict, reading.reason or "").inc()
+            self.sink.metrics.count_reading(verdict, reading.reason or "")
         await self._reply(outcome, duplicate, now)
 
     async def _reply(self, outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> None:

@@ -187,18 +187,21 @@ def _judge_against_baselines(
             judged.append(verdict)
             continue
         ledger = state.zone_ledger(meter.meter_id, verdict.zone)
-        shown = replace(
-            verdict, baseline=baseline_of(meter, verdict.zone, ledger).baseline % meter.modulus
-        )
+        shown = baseline_of(meter, verdict.zone, ledger).baseline % meter.modulus
         evaluation = own[verdict.position]
         if verdict.position in swapped:
-            judged.append(replace(shown, reason=Reason.ZONES_SWAPPED, detail=_SWAPPED))
+            judged.append(
+                replace(verdict, baseline=shown, reason=Reason.ZONES_SWAPPED, detail=_SWAPPED)
+            )
         elif evaluation.reason is not None:
-            judged.append(replace(shown, reason=evaluation.reason, detail=evaluation.detail))
+            judged.append(
+                replace(verdict, baseline=shown, reason=evaluation.reason, detail=evaluation.detail)
+            )
         else:
             judged.append(
                 replace(
-                    shown,
+                    verdict,
+                    baseline=shown,
                     kwh=evaluation.kwh,
                     flags=tuple(str(f) for f in evaluation.flags),
                     unwrapped=evaluation.value,
@@ -289,18 +292,24 @@ def _judge_reading(
     now: datetime,
     rules: Rules,
 ) -> ReadingOutcome:
-    base = ReadingOutcome(position, reading.zone, reading.register, reading.value)
     day = kyiv_date(submission.submitted_at)
+    zone, meter_id = reading.zone, None
     try:
         meter = _active_meter(state, submission, day)
         if submission.submitted_at > now + rules.future_tolerance:
             raise _Rejected(Reason.FUTURE_TIMESTAMP, f"submitted_at is after {now.isoformat()}")
-        base = replace(base, zone=_zone_of(reading, meter, rules), meter_id=meter.meter_id)
+        zone, meter_id = _zone_of(reading, meter, rules), meter.meter_id
         _check_value(reading.value, meter)
         placement = _open_placement(state, meter, day)
     except _Rejected as rejected:
-        return replace(base, reason=rejected.reason, detail=rejected.detail)
-    return replace(base, kind=placement.kind, period=placement.period, local_date=day)
+        return ReadingOutcome(
+            position, zone, reading.register, reading.value,
+            reason=rejected.reason, detail=rejected.detail, meter_id=meter_id,
+        )  # fmt: skip
+    return ReadingOutcome(
+        position, zone, reading.register, reading.value,
+        meter_id=meter_id, kind=placement.kind, period=placement.period, local_date=day,
+    )  # fmt: skip
 
 
 def _open_placement(state: AccountState | None, meter: Meter, day: date) -> Placement:
