@@ -150,6 +150,11 @@ class Settings(BaseSettings):
                 "POKAZY_CONTROL_KEY must be set: with the development key anyone could close "
                 "a billing period"
             )
+        if self.fault_clickhouse_flag is not None or self.fault_clickhouse_hold is not None:
+            problems.append(
+                "POKAZY_FAULT_CLICKHOUSE_FLAG and POKAZY_FAULT_CLICKHOUSE_HOLD are fault drills "
+                "and must not be set"
+            )
         if problems:
             raise ConfigError("in production, " + "; ".join(problems))
 

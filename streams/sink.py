@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from streams.admission import DEFAULT_MAX_MESSAGE_BYTES
+from streams.admission import DEFAULT_MAX_MESSAGE_BYTES, INTERNAL_ERROR
 from streams.clickhouse import ClickHouse
 from streams.domain.calendar import Period, kyiv_date
 from streams.domain.closing import BillingLine
@@ -128,13 +128,13 @@ def retraction_rows(
 ) -> list[Row]:
     """Rows that withdraw what a replayed message's earlier pass left in `rejections` (0004).
 
-    One per reading now accepted (key `<event_id>:<position>`), and one for the payload's own
-    key, under which an earlier pass may have kept the message as INTERNAL_ERROR: judged now,
-    it has rows of its own. Withdrawing a rejection that never existed leaves nothing visible,
-    so they are written unconditionally.
+    One per position given (key `<event_id>:<position>`, -1 for a whole-submission rejection),
+    and one for the key under which an earlier pass may have kept the message as
+    INTERNAL_ERROR: judged now, it has rows of its own. Withdrawing a rejection that never
+    existed leaves nothing visible, so they are written unconditionally.
     """
     keys = [f"{event_id}:{position}" for position in positions]
-    keys.append(payload_key(payload))
+    keys.append(internal_error_key(payload))
     return [
         (key, event_id, account_id, None, None, None, "", "", "", "", None, "", b"", now, True)
         for key in keys
@@ -142,8 +142,17 @@ def retraction_rows(
 
 
 def payload_key(payload: bytes) -> str:
-    """The `rejections` key of a message kept whole: the SHA-256 of its bytes."""
+    """The `rejections` key of a message refused whole (unreadable, unauthorized)."""
     return f"sha256:{hashlib.sha256(payload).hexdigest()}"
+
+
+def internal_error_key(payload: bytes) -> str:
+    """The `rejections` key of a message kept as INTERNAL_ERROR.
+
+    Its own prefix: a replay that judges the message retracts this key and nothing else, so a
+    refusal of the same bytes (sent under a wrong key, say) stays visible.
+    """
+    return f"internal:{hashlib.sha256(payload).hexdigest()}"
 
 
 def submission_rows(
@@ -162,16 +171,20 @@ def submission_rows(
     if the first pass crashed after its state was saved but before its rows were written, this
     is how they get written. Another submission reusing the event_id writes nothing: its rows
     would replace the first one's (same keys) with its own time, channel and payload. A
-    `replayed` submission (`rejections replay`) also retracts the earlier rejections of the
-    readings it now has accepted.
+    `replayed` submission (`rejections replay`) also retracts every rejection of its earlier
+    pass that this outcome does not write again: the readings now accepted, and the whole
+    submission's row (-1) or the single readings' rows, whichever was rejected before and is
+    not now (the master data that arrived since can change which of the two applies).
     """
     if duplicate and not is_redelivery(outcome, submission):
         return [], []
     rejections = rejection_rows(submission, outcome, hashed_sender, payload, now)
     if replayed:
-        accepted = [r.position for r in outcome.accepted]
+        rejected_now = {r.position for r in outcome.rejected}
+        earlier = (-1, *range(len(submission.readings)))
+        withdrawn = [position for position in earlier if position not in rejected_now]
         rejections += retraction_rows(
-            submission.event_id, submission.account_id, accepted, payload, now
+            submission.event_id, submission.account_id, withdrawn, payload, now
         )
     return reading_rows(submission, outcome, hashed_sender, now), rejections
 
@@ -209,8 +222,9 @@ def undecodable_row(
     The key is the hash of the whole payload, so a redelivered message replaces its twin; what
     is stored is bounded (`stored_payload`, `bounded_detail`), whatever a producer sends.
     """
+    key = internal_error_key(payload) if reason == INTERNAL_ERROR else payload_key(payload)
     return (
-        payload_key(payload), "", "", None, None, None, reason, bounded_detail(detail), "", "",
+        key, "", "", None, None, None, reason, bounded_detail(detail), "", "",
         None, "", stored_payload(payload, max_payload), now, False,
     )  # fmt: skip
 

@@ -172,6 +172,20 @@ def test_broker_restart_mid_stream_is_survived(pipeline: Pipeline) -> None:
     _assert_views(_views(pipeline), expected)
 
 
+def test_the_same_input_and_close_published_twice_change_nothing(pipeline: Pipeline) -> None:
+    """The whole month, its close included, published a second time after the first landed."""
+    pipeline.worker()
+    month, expected = _month(600, seed=26)
+    for _ in range(2):
+        _publish(pipeline, month.registry, "registry")
+        pipeline.wait_idle()
+        _publish(pipeline, month.submissions, "readings")
+        pipeline.wait_idle()
+        _close(pipeline)
+        pipeline.wait_idle()
+        _assert_views(_views(pipeline), expected)
+
+
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_worker_killed_three_times_including_mid_insert_and_mid_close(
     pipeline: Pipeline, store: str, tmp_path: Path

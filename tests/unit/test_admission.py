@@ -206,9 +206,11 @@ SIGNED = replay_signature(PAYLOAD, KEY)
 
 
 def test_the_replay_header_is_the_payloads_hex_hmac_sha256_with_the_control_key() -> None:
-    # The contract another tool must follow to replay a message.
-    expected = hmac.new(KEY, PAYLOAD, hashlib.sha256).hexdigest().encode()
+    # The contract another tool must follow to replay a message: the MAC covers a fixed prefix,
+    # so a signature made for a period close never verifies as a replay, and the reverse.
+    expected = hmac.new(KEY, b"pokazy-replay\0" + PAYLOAD, hashlib.sha256).hexdigest().encode()
     assert replay_signature(PAYLOAD, KEY) == expected
+    assert replay_signature(PAYLOAD, KEY) != hmac.new(KEY, PAYLOAD, hashlib.sha256).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -239,6 +241,9 @@ def test_a_replay_signed_with_the_control_key_is_authentic(headers: Headers) -> 
         [(REPLAY_HEADER, replay_signature(PAYLOAD + b" ", KEY))],  # copied from another message
         [(REPLAY_HEADER, SIGNED.upper())],
         [("Pokazy-Replay", SIGNED)],
+        [(REPLAY_HEADER, SIGNED.decode())],  # a str value, not bytes
+        [(b"\xff\xfe", SIGNED), (REPLAY_HEADER, b"x" * 1_000_000)],  # not UTF-8; huge
+        [(REPLAY_HEADER, b"0" * 64)] * 1000,  # many duplicates, none of them right
     ],
     ids=repr,
 )

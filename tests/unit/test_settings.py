@@ -17,7 +17,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from streams.errors import ConfigError
 from streams.settings import Settings, mask_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,3 +206,20 @@ def test_production_names_only_the_key_still_missing(
     ]
     with pytest.raises(BlockingIOError):
         listener.accept()
+
+
+@pytest.mark.parametrize("drill", ["fault_clickhouse_flag", "fault_clickhouse_hold"])
+def test_production_refuses_a_fault_drill(drill: str) -> None:
+    settings = Settings(
+        environment="production",
+        sender_hash_key=SecretStr("a-real-sender-key"),
+        control_key=SecretStr("a-real-control-key"),
+        **{drill: Path("/tmp/drill")},
+    )
+    with pytest.raises(ConfigError, match="fault drills and must not be set"):
+        settings.check_production()
+    Settings(
+        environment="production",
+        sender_hash_key=SecretStr("a-real-sender-key"),
+        control_key=SecretStr("a-real-control-key"),
+    ).check_production()  # without the drill it starts

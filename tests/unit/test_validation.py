@@ -845,8 +845,9 @@ def test_same_zone_twice_is_malformed_even_if_one_reading_is_bad(
 
 def test_a_replay_accepted_retracts_the_rejections_of_its_first_pass() -> None:
     """The first pass rejected both readings (no meter yet); the replay accepts the day one: its
-    rejection row and the payload's INTERNAL_ERROR key are withdrawn, the night one's stands."""
-    from streams.sink import REJECTION_COLUMNS, payload_key, submission_rows
+    rejection row, the whole-submission key and the INTERNAL_ERROR key are withdrawn, the
+    night one's rejection stands."""
+    from streams.sink import REJECTION_COLUMNS, internal_error_key, submission_rows
 
     submission = sub(r(15_000, DAY), r(99_999, NIGHT))
     first = apply_submission(None, submission, now=NOW, rules=RULES)[1]
@@ -860,10 +861,44 @@ def test_a_replay_accepted_retracts_the_rejections_of_its_first_pass() -> None:
     assert len(readings) == 1
     assert [(row[0], row[retracted]) for row in rows] == [
         (f"{submission.event_id}:1", False),
+        (f"{submission.event_id}:-1", True),
         (f"{submission.event_id}:0", True),
-        (payload_key(b"payload"), True),
+        (internal_error_key(b"payload"), True),
     ]
     assert all(len(row) == len(REJECTION_COLUMNS) for row in rows)
     # Not replayed: nothing is withdrawn.
     _, plain = submission_rows(submission, again, False, "h", b"payload", NOW)
     assert [row[retracted] for row in plain] == [False]
+
+
+def test_a_replay_rejected_another_way_retracts_the_rows_it_no_longer_writes() -> None:
+    """Unknown account first: one rejection per reading. Once the meter is known, the zone and
+    the label name the same zone, so the replay rejects the whole submission (-1) instead: the
+    per-reading rows of the first pass must go, or one submission shows three rejections."""
+    from streams.sink import REJECTION_COLUMNS, submission_rows
+
+    submission = sub(r(15_000, DAY), r(16_000, register="1.8.2"))
+    first = apply_submission(None, submission, now=NOW, rules=RULES)[1]
+    assert [x.position for x in first.rejected] == [0, 1]
+    _, again, _ = apply_submission(TWO, submission, now=NOW, rules=RULES, replayed=True)
+    assert [(x.position, x.reason) for x in again.readings] == [(-1, Reason.MALFORMED)]
+    _, rows = submission_rows(submission, again, False, "h", b"payload", NOW, replayed=True)
+    retracted = REJECTION_COLUMNS.index("retracted")
+    visible = {row[0] for row in rows if not row[retracted]}
+    withdrawn = {row[0] for row in rows if row[retracted]}
+    event = submission.event_id
+    assert visible == {f"{event}:-1"}
+    assert {f"{event}:0", f"{event}:1"} <= withdrawn and f"{event}:-1" not in withdrawn
+
+
+def test_an_internal_error_has_a_key_of_its_own() -> None:
+    """A replay retracts the INTERNAL_ERROR row of its bytes, never a refusal of the same bytes
+    (sent under a wrong key, unauthorized), which stays visible."""
+    from streams.admission import INTERNAL_ERROR, UNAUTHORIZED
+    from streams.sink import internal_error_key, payload_key, retraction_rows, undecodable_row
+
+    defect = undecodable_row(b"same bytes", "boom", NOW, reason=INTERNAL_ERROR)
+    refused = undecodable_row(b"same bytes", "not signed", NOW, reason=UNAUTHORIZED)
+    assert defect[0] == internal_error_key(b"same bytes") != refused[0]
+    assert refused[0] == payload_key(b"same bytes")
+    assert [row[0] for row in retraction_rows("", "A", (), b"same bytes", NOW)] == [defect[0]]
