@@ -1223,14 +1223,21 @@ def _print_report(report: BenchReport, console: Console) -> None:
          + f", store {report.state.store}"),
     ]  # fmt: skip
     for r in report.recovery:
+        # memory:// rebuilds from the whole changelog; rocksdb:// reopens its files and reads
+        # only the changelog written since its last flush.
+        rebuild = (
+            f"replays {r.changelog_messages:,} changelog msgs"
+            if report.state.store.startswith("memory")
+            else f"reopens its store, then the tail of {r.changelog_messages:,} changelog msgs"
+        )
         rows.append(
             (
                 f"restart after {r.stop}",
                 "stalled"
                 if r.first_message_seconds is None
                 else f"{r.first_message_seconds:.1f} s",
-                f"/health after {r.health_seconds:.1f}s; replays {r.changelog_messages:,} "
-                f"changelog msgs; session timeout {r.session_timeout_s:.0f}s",
+                f"/health after {r.health_seconds:.1f}s; {rebuild}; "
+                f"session timeout {r.session_timeout_s:.0f}s",
             )
         )
     for row in rows:
