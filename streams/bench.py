@@ -697,10 +697,12 @@ def _throughput(
     deadline = time.monotonic() + options.timeout
     # CPU is counted from the first rows on, not from the start: a restarted worker first
     # rebuilds its table from the changelog, which is the restart figures' business.
-    while run.sum_over_workers(workers, run.visible_events_sql()) == 0:
+    while (visible_before := run.sum_over_workers(workers, run.visible_events_sql())) == 0:
         if time.monotonic() > deadline:
             raise PokazyError(f"phase 1: nothing queryable in {options.timeout}s")
         time.sleep(THROUGHPUT_POLL_INTERVAL)
+    # The readings judged in that span: those of the events not yet visible when it began.
+    judged_in_span = readings * (expected - visible_before) / expected
     broker_cpu_before = _cpu_or_none(run.broker_pid)
     worker_cpu_before = sum(cpu_seconds(w.pid) for w in workers)
     judging = time.time()
@@ -731,7 +733,7 @@ def _throughput(
         readings_per_s_from_start=_rate(readings, queryable - started),
         idle_seconds_from_start=idle - started,
         worker_cpu_seconds=worker_cpu,
-        worker_cpu_per_reading_us=worker_cpu / max(readings, 1) * 1e6,
+        worker_cpu_per_reading_us=worker_cpu / max(judged_in_span, 1) * 1e6,
         worker_busy_share=worker_cpu / max(queryable - judging, 1e-9) / options.workers,
         broker_cpu_seconds=(
             broker_cpu_after - broker_cpu_before

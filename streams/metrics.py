@@ -67,22 +67,22 @@ class Metrics:
         self.last_progress_at = time.time()
         self.last_progress.set(self.last_progress_at)
         self.lag: dict[tuple[str, int], int] = {}
-        # Labelled children by label values: `labels()` takes a lock and builds a key on every
-        # call, and these two are counted for every message.
-        self._children: dict[tuple[str, ...], Counter] = {}
+        # Labelled children by (counter, label values): `labels()` takes a lock and builds a key
+        # on every call, and these two are counted for every message.
+        self._children: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
 
     def count_reading(self, outcome: str, reason: str) -> None:
         """Count one judged register reading."""
-        self._child(self.readings, "r", outcome, reason).inc()
+        self._child(self.readings, outcome, reason).inc()
 
     def count_message(self, kind: str) -> None:
         """Count one handled message by kind."""
-        self._child(self.messages, "m", kind).inc()
+        self._child(self.messages, kind).inc()
 
     def _child(self, counter: Counter, *labels: str) -> Counter:
-        child = self._children.get(labels)
+        child = self._children.get((counter, labels))
         if child is None:
-            child = self._children[labels] = counter.labels(*labels[1:])
+            child = self._children[(counter, labels)] = counter.labels(*labels)
         return child
 
     def progressed(self) -> None:

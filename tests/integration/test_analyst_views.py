@@ -16,7 +16,6 @@ import hmac
 import os
 import re
 import subprocess
-import sys
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -41,7 +40,8 @@ from streams.report import build_report, write_chart
 from streams.settings import DEVELOPMENT_SENDER_HASH_KEY, Settings
 from streams.simulate import Simulation, simulate
 from streams.topics import ensure_topics
-from tests.integration.conftest import ROOT, Pipeline, free_port
+from tests.commands import pokazy
+from tests.integration.conftest import Pipeline, free_port
 from tests.integration.expected import BILLING_SQL, ReferenceRun, actual_billing
 
 Row = tuple[Any, ...]
@@ -373,11 +373,7 @@ WRITES = (
 
 
 def _sql(pipeline: Pipeline, query: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams", "sql", query.replace("{db}", pipeline.database),
-         "--format", "json"],
-        cwd=ROOT, env=pipeline.env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    return pokazy(pipeline.env, "sql", query.replace("{db}", pipeline.database), "--format", "json")
 
 
 def _assert_refused(pipeline: Pipeline) -> None:

@@ -8,8 +8,6 @@ and compares `readings`, `rejections` and `billing` with it, row for row.
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +23,7 @@ from streams.errors import PokazyError
 from streams.producer import PokazyProducer
 from streams.sample import sample_month
 from streams.settings import Settings
+from tests.commands import pokazy
 from tests.integration.conftest import ROOT, TEST_BOOTSTRAP, Pipeline, Worker, free_port
 from tests.integration.expected import (
     BILLING_SQL,
@@ -137,14 +136,7 @@ def test_a_worker_that_cannot_use_clickhouse_names_it_without_the_password(
     pipeline: Pipeline, url: str, error: str
 ) -> None:
     port = free_port()  # nothing listens there
-    result = subprocess.run(
-        [sys.executable, "-m", "streams", "worker"],
-        cwd=ROOT,
-        env={**pipeline.env, "POKAZY_CLICKHOUSE_URL": url.format(port=port)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = pokazy({**pipeline.env, "POKAZY_CLICKHOUSE_URL": url.format(port=port)}, "worker")
 
     assert result.returncode == 1
     assert "S3cret-Pw_9" not in result.stdout + result.stderr
@@ -253,15 +245,7 @@ def _landed(pipeline: Pipeline) -> dict[str, int]:
         f"(SELECT count() FROM {pipeline.database}.{table}) AS {table}"
         for table in ("readings_log", "rejections_log", "billing_log")
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "streams", "sql", f"SELECT {query}", "--format", "json"],
-        cwd=ROOT,
-        env=pipeline.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    result = pokazy(pipeline.env, "sql", f"SELECT {query}", "--format", "json", check=True)
     return {table: int(n) for table, n in orjson.loads(result.stdout).items()}
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -17,6 +15,7 @@ from streams.codec import default_codec
 from streams.domain.calendar import Period
 from streams.producer import PokazyProducer
 from streams.sample import sample_month
+from tests.commands import pokazy
 from tests.integration.conftest import Pipeline
 from tests.integration.expected import READINGS_SQL, ReferenceRun, actual_readings
 
@@ -207,11 +206,9 @@ def test_rejections_replay_after_late_master_data_is_idempotent(pipeline: Pipeli
     _publish(pipeline, REGISTRY, [])
     republished = []
     for _ in range(2):
-        replay = subprocess.run(
-            [sys.executable, "-m", "streams", "rejections", "replay", "--reason",
-             "UNKNOWN_ACCOUNT"],
-            env=pipeline.env, check=True, capture_output=True, text=True,
-        )  # fmt: skip
+        replay = pokazy(
+            pipeline.env, "rejections", "replay", "--reason", "UNKNOWN_ACCOUNT", check=True
+        )
         republished.append(replay.stdout.strip())
         pipeline.wait_idle()
     readings = pipeline.query(READINGS_SQL)
@@ -265,10 +262,7 @@ def test_only_a_signed_replay_judges_a_rejected_submission_again(pipeline: Pipel
     assert 'pokazy_readings_total{outcome="duplicate",reason="UNKNOWN_METER"} 2.0' in metrics
 
     # `rejections replay` signs with the control key: judged again, accepted on the new meter.
-    subprocess.run(
-        [sys.executable, "-m", "streams", "rejections", "replay", "--reason", "UNKNOWN_METER"],
-        env=pipeline.env, check=True, capture_output=True,
-    )  # fmt: skip
+    pokazy(pipeline.env, "rejections", "replay", "--reason", "UNKNOWN_METER", check=True)
     pipeline.wait_idle()
     readings = pipeline.query(READINGS_SQL + " ORDER BY event_id")
     assert actual_readings(readings) == {

@@ -12,7 +12,6 @@ import os
 import random
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from streams.errors import ConfigError
 from streams.producer import PokazyProducer
 from streams.sample import sample_month
 from streams.stack import LocalKafka
-from tests.integration.conftest import ROOT, Pipeline, new_pipeline
+from tests.commands import pokazy
+from tests.integration.conftest import Pipeline, new_pipeline
 from tests.integration.expected import (
     BILLING_SQL,
     READINGS_SQL,
@@ -39,8 +39,6 @@ USER = "pokazy-billing"
 PASSWORD = "Right-pw.2023"
 WRONG_PASSWORD = "wrong-pw.2023"
 PERIOD = Period(2023, 5)
-# The most a command may take to fail. A guard against a hang, not a performance figure.
-HANG_GUARD = 120
 
 
 def _free_ports(count: int) -> list[int]:
@@ -130,19 +128,6 @@ def tls_pipeline(tls_broker: LocalKafka, tmp_path: Path) -> Iterator[Pipeline]:
         worker.stop()
 
 
-def _pokazy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m streams ARGS` as a user would, with exactly this environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
-
-
 def _json_lines(path: Path, objects: list[dict[str, Any]]) -> Path:
     # Zones are StrEnum members: orjson writes them as their string values.
     lines = (orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS) + b"\n" for obj in objects)
@@ -180,17 +165,17 @@ def test_the_pipeline_runs_on_sasl_scram_with_credentials_from_the_environment(
     env = sasl_pipeline.env
     half = len(month.submissions) // 2
 
-    loaded = _pokazy(env, "registry", "load", str(_json_lines(tmp_path / "meters.jsonl",
+    loaded = pokazy(env, "registry", "load", str(_json_lines(tmp_path / "meters.jsonl",
                                                               month.registry)))  # fmt: skip
     sasl_pipeline.worker()
     sasl_pipeline.wait_idle()
     with PokazyProducer(sasl_pipeline.settings) as producer:  # the SDK, as a bot uses it
         for submission in month.submissions[:half]:
             producer.submit(submission, wait=False)
-    published = _pokazy(env, "publish", str(_json_lines(tmp_path / "readings.jsonl",
+    published = pokazy(env, "publish", str(_json_lines(tmp_path / "readings.jsonl",
                                                         month.submissions[half:])))  # fmt: skip
-    idle = _pokazy(env, "wait-idle", "--timeout", "180")
-    closed = _pokazy(env, "close-period", str(PERIOD))
+    idle = pokazy(env, "wait-idle", "--timeout", "180")
+    closed = pokazy(env, "close-period", str(PERIOD))
     sasl_pipeline.wait_idle()
 
     for result in (loaded, published, idle, closed):
@@ -226,7 +211,7 @@ def test_a_wrong_password_stops_every_command_with_one_clear_line(
     if command[0] == "rejections":
         sasl_pipeline.worker()  # the replay reads the rejections through it before publishing
 
-    result = _pokazy(
+    result = pokazy(
         env, *(str(tmp_path / arg) if arg.endswith(".jsonl") else arg for arg in command)
     )
 
@@ -252,7 +237,7 @@ def test_a_worker_with_a_wrong_password_exits_with_one_clear_line(
 ) -> None:
     env = {**sasl_pipeline.env, "POKAZY_KAFKA_SASL_PASSWORD": WRONG_PASSWORD}
 
-    result = _pokazy(env, "worker")
+    result = pokazy(env, "worker")
 
     _assert_refused(result, "refused the login", "authentication failed")
 
@@ -265,7 +250,7 @@ def test_a_plaintext_client_is_told_the_listener_requires_authentication(
     # No security protocol and no credentials: PLAINTEXT, the default.
     env = {k: v for k, v in sasl_pipeline.env.items() if k not in security}
 
-    result = _pokazy(env, "registry", "load", str(meters))
+    result = pokazy(env, "registry", "load", str(meters))
 
     _assert_refused(result, "requires authentication", "POKAZY_KAFKA_SECURITY_PROTOCOL=PLAINTEXT")
 
@@ -298,7 +283,7 @@ def test_a_client_without_the_ca_refuses_the_broker_certificate(
     env = {**tls_pipeline.env, "POKAZY_KAFKA_SSL_CAFILE": ""}  # the system's CAs only
     untrusting = tls_pipeline.settings.model_copy(update={"kafka_ssl_cafile": None})
 
-    result = _pokazy(env, "registry", "load", str(meters))
+    result = pokazy(env, "registry", "load", str(meters))
     with pytest.raises(ConfigError, match="does not trust") as refused:
         PokazyProducer(untrusting)
 

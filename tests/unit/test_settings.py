@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -21,8 +19,8 @@ from pydantic import SecretStr
 
 from streams.errors import ConfigError
 from streams.settings import Settings, mask_url
+from tests.commands import pokazy
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cret-Pw_9"
 
 
@@ -114,17 +112,6 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pokazy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def _base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("POKAZY_")},
@@ -151,7 +138,7 @@ def test_a_command_failing_on_clickhouse_names_the_url_without_the_password(
     port = _closed_port()
     env = _base_env(tmp_path, POKAZY_CLICKHOUSE_URL=url.format(port=port))
 
-    result = _pokazy(env, "sql", "SELECT 1")
+    result = pokazy(env, "sql", "SELECT 1")
 
     assert result.returncode == 1
     assert PASSWORD not in result.stdout + result.stderr
@@ -173,7 +160,7 @@ def test_production_with_the_development_keys_refuses_to_start_before_connecting
     )
 
     started = time.monotonic()
-    result = _pokazy(env, "worker")
+    result = pokazy(env, "worker")
 
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -197,7 +184,7 @@ def test_production_names_only_the_key_still_missing(
         POKAZY_SENDER_HASH_KEY="a-real-hmac-key",
     )
 
-    result = _pokazy(env, "worker")
+    result = pokazy(env, "worker")
 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
