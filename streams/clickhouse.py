@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+from clickhouse_connect.driver import options as clickhouse_options
 from clickhouse_connect.driver.exceptions import (
     ClickHouseError,
     DatabaseError,
@@ -92,6 +93,9 @@ class ClickHouse:
             # clickhouse-connect refuses some URLs outright (e.g. `?password=`, which clashes with
             # its own password argument): one line naming the masked URL, not a traceback.
             raise ConfigError(f"cannot use the ClickHouse URL {self.display}: {exc}") from exc
+        # clickhouse-connect imports pandas (which chdb brings) on its first insert: half a
+        # second holding the GIL. Pay it here, not in the middle of the first batch.
+        _ = clickhouse_options.pd
 
     def __repr__(self) -> str:
         return f"ClickHouse({self.display}, database={self.database})"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from faust.transport.consumer import Consumer
 from faust.types import TP
@@ -89,6 +89,17 @@ class DeliveryGuard:
                 "%s[%d]: offsets %d-%d were not delivered; restarting the worker to read them",
                 tp.topic, tp.partition, expected, offset - 1,
             )  # fmt: skip
-            logging.shutdown()
-            os.execv(sys.executable, [sys.executable, "-m", "streams", "worker"])
+            restart_process([sys.executable, "-m", "streams", "worker"])
         self._next[tp] = max(offset + 1, self._next.get(tp, 0))
+
+
+def restart_process(argv: list[str]) -> NoReturn:
+    """Replace this process with `argv` (same pid), holding none of its files.
+
+    An exec keeps every descriptor not marked close-on-exec, and the locks held through them:
+    embedded ClickHouse's lock on its data directory would make the new process refuse to
+    open it. Every descriptor above stderr is closed first.
+    """
+    logging.shutdown()
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    os.execv(argv[0], argv)

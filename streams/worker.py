@@ -7,14 +7,16 @@ in the order they were published, and its state lives in one table entry on the 
 The delivery order, per message, and what a crash at each step costs:
 
 1. decode and judge (pure, in memory) — crash: the message is read again.
-2. write the account's new state to the table (its changelog send is buffered) and send the
-   reply — crash: the changelog may be ahead of the committed offset; on replay the account
-   remembers the submission and re-emits the *same* outcome and rows, so nothing is judged twice.
+2. send the account's new state to the table's changelog and the reply to the replies topic
+   (the producer batches them; see `streams.outbox`), and keep the state in the table's store —
+   crash: the changelog may be ahead of the committed offset; on replay the account remembers
+   the submission and re-emits the *same* outcome and rows, so nothing is judged twice.
 3. add the rows to the sink buffer; the message stays unacknowledged.
 4. the sink flushes (batch full, or every `sink_flush_interval`), retrying until ClickHouse has
-   the rows; then the buffered messages are acknowledged, in order.
-5. faust commits acknowledged offsets every `commit_interval`, after flushing its producer
-   (changelog and replies). A crash before the commit costs a replay, never a loss.
+   the rows; then the batch's changelog records and replies are awaited until the broker has
+   them, and only then are its messages acknowledged, in order.
+5. faust commits acknowledged offsets every `commit_interval`, after flushing its producer.
+   A crash before the commit costs a replay, never a loss.
 
 Nothing raised while handling one message may escape the agent: faust would ack and drop it.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +64,7 @@ from streams.domain.validation import apply_registry_event, apply_submission
 from streams.errors import PokazyError
 from streams.kafka_security import faust_credentials
 from streams.metrics import CONTENT_TYPE
+from streams.outbox import AccountTable, Outbox, Sent
 from streams.settings import Settings
 from streams.sink import (
     Batch,
@@ -89,12 +92,14 @@ class Pipeline:
 
     settings: Settings
     sink: ClickHouseSink
-    accounts: Any  # the faust table: account id (bytes) -> encoded AccountState
-    replies: Any  # where replies go: `ReplyTopic` (anything with `async send(key, value)`)
+    accounts: AccountTable  # account id (bytes) -> encoded AccountState
+    outbox: Outbox  # the changelog records and replies of the messages not yet acknowledged
     codec: AvroCodec = field(default_factory=default_codec)
     rules: Rules = field(default_factory=Rules)
     clock: Clock = utc_now
     guard: faust_fixes.DeliveryGuard | None = None
+    # Stops the worker when a record cannot reach the broker (faust's `App.crash`).
+    crash: Callable[[BaseException], Awaitable[None]] | None = None
     _pending: list[tuple[Any, Any]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _oldest_pending: float | None = None
@@ -156,14 +161,28 @@ class Pipeline:
         work off the event loop). At most one batch is in flight: the next one waits for it,
         so acknowledgements stay in offset order and memory stays bounded by two batches.
         """
-        batch = self.sink.take()
+        batch, sent = self.sink.take(), self.outbox.take()
         events, self._pending, self._oldest_pending = self._pending, [], None
         if self._writing is not None:
             await self._writing
-        self._writing = asyncio.ensure_future(self._write_then_ack(batch, events))
+        self._writing = asyncio.ensure_future(self._write_then_ack(batch, sent, events))
 
-    async def _write_then_ack(self, batch: Batch, events: list[tuple[Any, Any]]) -> None:
+    async def _write_then_ack(
+        self, batch: Batch, sent: Sent, events: list[tuple[Any, Any]]
+    ) -> None:
         await self.sink.write(batch)  # retries until ClickHouse has every row
+        try:
+            offsets = await Outbox.settle(sent)
+        except Exception as exc:
+            # The producer retried for `producer_request_timeout` already. Acknowledging now
+            # would let faust commit past state or replies the broker never got; stopping
+            # leaves these messages to be read again by the next worker.
+            log.critical("a changelog record or reply never reached Kafka; stopping: %r", exc)
+            if self.crash is None:
+                raise
+            await self.crash(exc)
+            return
+        self.accounts.persisted(offsets)
         for stream, event in events:
             await stream.ack(event)
         self.sink.metrics.progressed()
@@ -206,10 +225,12 @@ class Pipeline:
             return
         self.sink.metrics.count_message(type(inbound).__name__)
         if isinstance(inbound, Submission):
-            await self._submission(inbound, raw, now, replayed)
+            await self._submission(inbound, raw, now, replayed, partition)
         elif isinstance(inbound, MeterInstalled | MeterRemoved):
             state = self._state(inbound.account_id)
-            self._store(inbound.account_id, state, apply_registry_event(state, inbound))
+            await self._store(
+                inbound.account_id, state, apply_registry_event(state, inbound), partition
+            )
             if replayed:  # kept as INTERNAL_ERROR by an earlier pass, applied now
                 self.sink.add(rejections=retraction_rows("", inbound.account_id, (), raw, now))
         else:
@@ -227,12 +248,12 @@ class Pipeline:
         """
         started = asyncio.get_running_loop().time()
         accounts = lines = 0
-        for key, raw in list(self.accounts.items()):
+        for key, raw in self.accounts.items():
             if account_partition(key, self.settings.partitions) != partition:
                 continue
             state = decode_state(raw)
             closed, billing = close_period(state, request.period)
-            self._store(state.account_id, state, closed)
+            await self._store(state.account_id, state, closed, partition)
             self.sink.add(billing=billing_rows(billing, request.requested_at))
             accounts += 1
             lines += len(billing)
@@ -250,13 +271,13 @@ class Pipeline:
         )
 
     async def _submission(
-        self, submission: Submission, raw: bytes, now: datetime, replayed: bool
+        self, submission: Submission, raw: bytes, now: datetime, replayed: bool, partition: int
     ) -> None:
         state = self._state(submission.account_id)
         new_state, outcome, duplicate = apply_submission(
             state, submission, now=now, rules=self.rules, replayed=replayed
         )
-        self._store(submission.account_id, state, new_state)
+        await self._store(submission.account_id, state, new_state, partition)
         hashed = sender_hash(
             self.settings.sender_hash_key.get_secret_value().encode(),
             submission.channel,
@@ -275,7 +296,10 @@ class Pipeline:
     async def _reply(self, outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> None:
         record = reply_datum(outcome, duplicate, now)
         payload = self.codec.encode(SUBMISSION_OUTCOME, record, trusted=True)
-        await self.replies.send(outcome.account_id.encode(), payload)
+        # Partitioned by the producer's default partitioner (murmur2 of the key), as bots expect.
+        await self.outbox.send(
+            self.settings.topic("replies"), outcome.account_id.encode(), payload, None
+        )
 
     async def close_due_period(self, readings: Any) -> None:
         """Request the close of the latest period whose window has ended, unless billed.
@@ -311,25 +335,11 @@ class Pipeline:
         raw = self.accounts.get(account_id.encode())
         return decode_state(raw) if raw is not None else None
 
-    def _store(self, account_id: str, old: AccountState | None, new: AccountState | None) -> None:
+    async def _store(
+        self, account_id: str, old: AccountState | None, new: AccountState | None, partition: int
+    ) -> None:
         if new is not None and new != old:
-            self.accounts[account_id.encode()] = encode_state(new)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyTopic:
-    """Sends replies straight to the app's producer, without faust's per-message futures.
-
-    The producer is the one faust flushes before every offset commit, so a reply is on the
-    broker before the offset of the submission it answers is committed, as with `Topic.send`.
-    The topic is created by `streams.topics.ensure_topics` with the input topics.
-    """
-
-    app: Any
-    name: str
-
-    async def send(self, key: bytes, value: bytes) -> None:
-        await self.app.producer.send(self.name, key, value, None, None, None)
+            await self.accounts.put(account_id.encode(), encode_state(new), partition)
 
 
 def reply_datum(outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> dict[str, Any]:
@@ -406,8 +416,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
         value_serializer="raw",
         partitions=settings.partitions,
     )
-    replies = ReplyTopic(app, settings.topic("replies"))
-    accounts = app.Table(
+    table = app.Table(
         "accounts",
         default=None,
         key_type=bytes,  # bytes keys and values: faust stores them raw (see streams.state)
@@ -423,7 +432,9 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
     store.migrate()
     sink = ClickHouseSink(store)
     faust_fixes.apply()
-    pipeline = Pipeline(settings, sink, accounts, replies)
+    # The replies topic is created by `streams.topics.ensure_topics` with the input topics.
+    outbox = Outbox(app.producer)
+    pipeline = Pipeline(settings, sink, AccountTable(table, outbox), outbox, crash=app.crash)
 
     @app.agent(inbox, concurrency=1, name="process")
     async def process(stream: Any) -> None:
