@@ -1,8 +1,9 @@
 """Closing a billing period for one account (SPEC §2.5): explicit, idempotent, in order.
 
-Closing P first closes every earlier open period of each meter, oldest first. Closing a period
-that is already closed changes nothing and returns the same billing lines again, so a replayed
-close request rewrites exactly the rows the first one wrote.
+Closing P first closes every earlier open period of each meter, oldest first, and bills
+`final` the meters whose removal arrived after their last active period was closed. Closing a
+period that is already closed changes nothing and returns the same billing lines again, so a
+replayed close request rewrites exactly the rows the first one wrote.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from dataclasses import dataclass, replace
 
 from streams.domain.account import AccountState
 from streams.domain.calendar import Period
-from streams.domain.ledger import ClosedPeriod, MeterLedger, active_in, close_zone
+from streams.domain.ledger import (
+    ClosedPeriod,
+    MeterLedger,
+    active_in,
+    billed_final,
+    close_late_final,
+    close_zone,
+    final_period,
+)
 from streams.domain.model import Meter
 from streams.domain.zones import Zone
 
@@ -44,7 +53,7 @@ def close_period(state: AccountState, period: Period) -> tuple[AccountState, lis
     first = _first_open_period(state)
     if first is None:
         return replace(state, closed_through=period), []
-    lines: list[BillingLine] = []
+    state, lines = _bill_late_removals(state, period)
     current = first
     while current <= period:
         state, closed = _close_one(state, current, closed_by=period)
@@ -72,6 +81,32 @@ def _first_open_period(state: AccountState) -> Period | None:
     if not state.meters:
         return None
     return Period.of(min(m.installed_on for m in state.meters))
+
+
+def _bill_late_removals(
+    state: AccountState, period: Period
+) -> tuple[AccountState, list[BillingLine]]:
+    """Bill `final` in `period` each meter whose removal arrived after its last active period
+    was closed (SPEC §2.5). Once: a meter billed final is never billed again."""
+    closed_through = state.closed_through
+    lines = []
+    for meter in state.meters:
+        last_active = final_period(meter)
+        if meter.final is None or last_active is None:
+            continue
+        if closed_through is None or last_active > closed_through:
+            continue  # its final period is still open: billed `final` when that one closes
+        ledger = state.ledgers.get(meter.meter_id) or MeterLedger(meter.meter_id)
+        zones = dict(ledger.zones)
+        for zone in meter.zones:
+            if zone not in meter.final or billed_final(ledger.zone(zone)):
+                continue
+            zones[zone], closed = close_late_final(meter, zone, ledger.zone(zone), period)
+            lines.append(_line(state, meter, zone, closed))
+        state = replace(
+            state, ledgers={**state.ledgers, meter.meter_id: MeterLedger(meter.meter_id, zones)}
+        )
+    return state, lines
 
 
 def _close_one(

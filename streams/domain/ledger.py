@@ -161,38 +161,63 @@ class Evaluation:
     flags: tuple[Flag, ...] = ()
     reason: Reason | None = None
     detail: str = ""
+    previous: int | None = None  # a failure: the reading it is held against, as displayed
 
     @property
     def passes(self) -> bool:
         return self.reason is None
 
 
+def earlier_open_reading(ledger: ZoneLedger, period: Period) -> Mark | None:
+    """L: the latest accepted reading of the still-open periods before `period` (SPEC §2.4).
+
+    A zone keeps the latest reading of each kind per open period, so the latest of all of
+    them (by `submitted_at`) is among those kept. Readings of `period` itself are not looked at:
+    within a period the latest submission wins, so a typo can be corrected downwards.
+    """
+    earlier = [mark for p, mark in (*ledger.in_window, *ledger.off_window) if p < period]
+    return max(earlier, key=_submitted_at, default=None)
+
+
+def _submitted_at(mark: Mark) -> datetime:
+    return mark.submitted_at
+
+
 def evaluate_reading(
     meter: Meter, zone: Zone, ledger: ZoneLedger, value: int, on: date, period: Period
 ) -> Evaluation:
-    """Place a displayed value against B and F (SPEC §2.4)."""
+    """Place a displayed value against B and the floor max(F, L) (SPEC §2.4)."""
     base = baseline_of(meter, zone, ledger)
     modulus = meter.modulus
     limit = plausible_advance(base, reference_rate(ledger, period), on)
-    b, f = base.baseline, base.floor
+    b = base.baseline
+    earlier = earlier_open_reading(ledger, period)
+    # The floor: F, or the reading of a still-open earlier period if that is higher (the May
+    # window reading bounds a June reading that arrives before May is closed).
+    floor = base.floor if earlier is None else max(base.floor, earlier.value)
     placed = b - b % modulus + value  # in B's lap
-    if placed >= b:
+    if placed >= b and placed >= floor:
         if placed - b <= limit:
             return _accepted(placed, b)
-        if placed - modulus >= f:
+        if placed - modulus >= floor:
             # B has wrapped (an estimate crossed the modulus) but the reading is still in the
             # floor's lap: a correction of the over-estimate, not a huge advance.
             return _accepted(placed - modulus, b)
         return Evaluation(
             reason=Reason.IMPLAUSIBLY_HIGH,
             detail=f"{placed - b} kWh since {b % modulus} is above the plausible {int(limit)}",
+            previous=b % modulus,
         )
-    if placed >= f:
-        return _accepted(placed, b)
-    if placed + modulus - b <= limit:
-        return _accepted(placed + modulus, b, rollover=True)
+    if placed >= floor:
+        return _accepted(placed, b)  # F <= v < B: it corrects an over-estimate
+    # Below the floor: a rollover only if, wrapped past the floor, it stays within H of B.
+    wrapped = lowest_unwrapped(value, floor, modulus)
+    if wrapped - b <= limit:
+        return _accepted(wrapped, b, rollover=True)
     return Evaluation(
-        reason=Reason.BELOW_PREVIOUS, detail=f"{value} is below the previous {f % modulus}"
+        reason=Reason.BELOW_PREVIOUS,
+        detail=f"{value} is below the previous {floor % modulus}",
+        previous=floor % modulus,
     )
 
 
@@ -217,9 +242,10 @@ def round_half_up(value: Fraction) -> int:
     )
 
 
-def active_days(meter: Meter, period: Period) -> int:
-    """Days of `period` the meter was active: from max(1st, installed_on) to the end or removal."""
-    start = max(period.first_day, meter.installed_on)
+def active_days(meter: Meter, period: Period, since: date | None = None) -> int:
+    """Days the meter was active from `since` (default: max(1st, installed_on)) to the end of
+    `period` or the removal."""
+    start = since or max(period.first_day, meter.installed_on)
     end = min(period.end, meter.removed_on) if meter.removed_on else period.end
     return max(0, (end - start).days)
 
@@ -243,14 +269,19 @@ def close_zone(
     base = baseline_of(meter, zone, ledger)
     b = base.baseline
     start = max(period.first_day, meter.installed_on)
-    days = active_days(meter, period)
+    if not ledger.closed:
+        # The meter's first bill starts from its initial reading, so it covers the days since
+        # its installation, also when that lies in a period closed before the installation
+        # reached us (a late exchange): nothing is lost, and kWh / days stays a true rate.
+        start = meter.installed_on
+    days = active_days(meter, period, start)
     flags: list[Flag] = []
     actual, actual_on = base.floor, base.floor_on
     in_window = ledger.latest(ReadingKind.IN_WINDOW, period)
     off_window = ledger.latest(ReadingKind.OFF_WINDOW, period)
     if final_period(meter) == period and meter.final is not None and zone in meter.final:
         basis = Basis.FINAL
-        end = lowest_unwrapped(meter.final[zone], base, meter.modulus)
+        end = lowest_unwrapped(meter.final[zone], base.floor, meter.modulus)
         actual, actual_on = end, meter.removed_on or period.end
     elif in_window is not None:
         basis = Basis.ACTUAL
@@ -281,15 +312,50 @@ def close_zone(
     kwh = end - b
     if kwh == 0 and basis in MEASURED:
         flags.insert(0, Flag.ZERO_CONSUMPTION)
-    if kwh < 0:
+    return _with_close(
+        ledger,
+        ClosedPeriod(period, basis, b, end, days, actual, actual_on, tuple(flags), closed_by),
+        meter.modulus,
+    )
+
+
+def close_late_final(
+    meter: Meter, zone: Zone, ledger: ZoneLedger, period: Period
+) -> tuple[ZoneLedger, ClosedPeriod]:
+    """Bill a removed meter `final` in `period`, the close request after its removal arrived.
+
+    The removal reached us after the period of the meter's last active day was closed, so that
+    period was billed as if the meter stayed; the final reading is billed now, once: kWh = the
+    final reading - B, over 0 days (SPEC §2.5).
+    """
+    assert meter.final is not None and meter.removed_on is not None
+    base = baseline_of(meter, zone, ledger)
+    end = lowest_unwrapped(meter.final[zone], base.floor, meter.modulus)
+    closed = ClosedPeriod(
+        period, Basis.FINAL, base.baseline, end, 0, end, meter.removed_on, (), period
+    )
+    return _with_close(ledger, closed, meter.modulus)
+
+
+def billed_final(ledger: ZoneLedger) -> bool:
+    """Whether the zone's meter has had its final bill (nothing is ever closed after it)."""
+    return bool(ledger.closed) and ledger.closed[-1].basis is Basis.FINAL
+
+
+def _with_close(
+    ledger: ZoneLedger, closed: ClosedPeriod, modulus: int
+) -> tuple[ZoneLedger, ClosedPeriod]:
+    """Add the flags every close carries, keep the close, drop the readings it settled."""
+    flags = list(closed.flags)
+    if closed.kwh < 0:
         flags.insert(0, Flag.ESTIMATE_CORRECTION)
-    if end // meter.modulus > b // meter.modulus:
+    if closed.end // modulus > closed.start // modulus:
         flags.append(Flag.ROLLOVER)
-    closed = ClosedPeriod(period, basis, b, end, days, actual, actual_on, tuple(flags), closed_by)
-    kept = _prune((*ledger.closed, closed), closed_by)
+    closed = replace(closed, flags=tuple(flags))
+    period = closed.period
     return (
         ZoneLedger(
-            closed=kept,
+            closed=_prune((*ledger.closed, closed), closed.closed_by),
             in_window=tuple(pm for pm in ledger.in_window if pm[0] > period),
             off_window=tuple(pm for pm in ledger.off_window if pm[0] > period),
         ),
@@ -308,10 +374,10 @@ def _prune(closed: Iterable[ClosedPeriod], closed_by: Period) -> tuple[ClosedPer
     )
 
 
-def lowest_unwrapped(value: int, base: Baseline, modulus: int) -> int:
-    """The lowest unwrapped value that shows `value` on the display and is not below F."""
-    placed = base.floor - base.floor % modulus + value
-    return placed if placed >= base.floor else placed + modulus
+def lowest_unwrapped(value: int, floor: int, modulus: int) -> int:
+    """The lowest unwrapped value that shows `value` on the display and is not below `floor`."""
+    placed = floor - floor % modulus + value
+    return placed if placed >= floor else placed + modulus
 
 
 @dataclass(frozen=True, slots=True)

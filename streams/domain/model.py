@@ -119,7 +119,9 @@ class ReadingOutcome:
     local_date: date | None = None
     kwh: int | None = None
     flags: tuple[str, ...] = ()
-    baseline: int | None = None  # B as the display shows it, for the customer's message
+    # The previous reading the customer's message names, as the display shows it: B, or for
+    # BELOW_PREVIOUS the floor the value fell below (F, or an earlier open period's reading).
+    baseline: int | None = None
     unwrapped: int | None = None  # the accepted value with rollovers added
 
     @property

@@ -195,7 +195,12 @@ def _judge_against_baselines(
             )
         elif evaluation.reason is not None:
             judged.append(
-                replace(verdict, baseline=shown, reason=evaluation.reason, detail=evaluation.detail)
+                replace(
+                    verdict,
+                    baseline=evaluation.previous,
+                    reason=evaluation.reason,
+                    detail=evaluation.detail,
+                )
             )
         else:
             judged.append(

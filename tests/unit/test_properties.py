@@ -365,3 +365,82 @@ def test_a_correction_replaces_and_never_adds(
         assert str(line.closed.basis) == "actual"
         assert line.end_reading == later[line.zone]
         assert line.closed.kwh == (later[line.zone] - meter.initial[line.zone]) % meter.modulus
+
+
+@dataclass(frozen=True)
+class Month:
+    """What happens around one period P: readings early in P (off-window, each misread low by
+    some kWh or not), the close of P-1 after `lag` of them, and maybe a reading in W(P)."""
+
+    early: tuple[tuple[int, int], ...]  # (day of P, 4-27; kWh too low, 0 = read right)
+    lag: int  # how many of the early readings come before the close of P-1
+    window: int | None  # the day of W(P) read on (0-4), if any
+    minute: int
+
+
+@dataclass(frozen=True)
+class Lagging:
+    meter: Meter
+    per_day: dict[Zone, int]
+    months: tuple[Month, ...]
+
+
+@st.composite
+def lagging_histories(draw: st.DrawFn) -> Lagging:
+    meter = draw(meters())
+    per_day = {zone: draw(st.integers(0, 40)) for zone in meter.zones}
+    early = st.lists(
+        st.tuples(st.integers(4, 27), st.sampled_from([0, 0, 1, 40, 300, 1_000])), max_size=3
+    ).map(lambda reads: tuple(sorted(reads)))
+    month = st.builds(
+        Month,
+        early=early,
+        lag=st.integers(0, 3),
+        window=st.none() | st.integers(0, 4),
+        minute=st.integers(0, 23 * 60 + 58),
+    )
+    return Lagging(meter, per_day, tuple(draw(st.lists(month, min_size=2, max_size=8))))
+
+
+@SETTINGS
+@given(lagging_histories())
+def test_closes_that_lag_never_bill_a_misread_below_an_earlier_month(history: Lagging) -> None:
+    """SPEC §2.4: honest readings in submission order, some misread low and never corrected,
+    and each close published after some of the next month's first readings. Every right
+    reading is accepted (until a misread was); no period is billed negative on a measured
+    basis unless the period before it was calculated or estimated (a catch-up); a zone's kWh
+    sum to its last end minus its initial reading."""
+    meter, s = history.meter, Scenario.of(history.meter)
+    first_lines: list[BillingLine] = []
+    misled: list[ReadingOutcome] = []
+
+    def read(day: date, minute: int, misread: int) -> None:
+        at = local(f"{day.isoformat()} {minute // 60:02d}:{minute % 60:02d}")
+        true = {z: meter.initial[z] + history.per_day[z] * (day - meter.installed_on).days
+                for z in meter.zones}  # fmt: skip
+        zone = meter.zones[minute % len(meter.zones)]
+        sent = {z: (v - (misread if z == zone else 0)) % meter.modulus for z, v in true.items()}
+        rows = s.send(at, **{str(z): v for z, v in sent.items()})
+        if not misread and not misled:
+            assert [row.reason for row in rows] == [None] * len(rows), rows
+        # A misread that is accepted (above every bound) lowers what later readings are held
+        # against; a misread rejected may take its pair down with it as ZONES_SWAPPED.
+        misled.extend(row for row in rows if misread and row.zone == zone and row.accepted)
+
+    period = Period.of(meter.installed_on).next()
+    for month in history.months:
+        for n, (day, misread) in enumerate(month.early):
+            if n == month.lag:
+                first_lines.extend(s.close(str(period.previous())))
+            read(date(period.year, period.month, day), month.minute, misread)
+        if len(month.early) <= month.lag:
+            first_lines.extend(s.close(str(period.previous())))
+        if month.window is not None:
+            read(period.last_day - timedelta(days=1 - month.window), month.minute, 0)
+        period = period.next()
+    for zone in meter.zones:
+        lines = [line.closed for line in first_lines if line.zone == zone]
+        for earlier, later in itertools.pairwise(lines):
+            if later.basis in MEASURED and later.kwh < 0:
+                assert earlier.basis in (Basis.CALCULATED, Basis.ESTIMATED), (earlier, later)
+        assert sum(c.kwh for c in lines) == lines[-1].end - meter.initial[zone]
