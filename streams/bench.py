@@ -78,6 +78,7 @@ from rich.table import Table
 from streams.cli import local_kafka, run_query, wait_until_idle
 from streams.clickhouse import ClickHouse
 from streams.codec import default_codec
+from streams.core_cost import CoreFigures, core_rows, measure_core
 from streams.domain.calendar import KYIV, Period, submission_window
 from streams.domain.zones import Zone
 from streams.errors import DecodeError, PokazyError
@@ -254,6 +255,7 @@ class BenchReport:
     recovery: list[RecoveryFigures]
     baseline: BaselineFigures
     ratio_to_baseline: float  # our readings/s over the baseline's (processing windows)
+    core: CoreFigures  # the worker's own path in process, without Kafka or ClickHouse
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
@@ -560,6 +562,31 @@ def run_bench(
     return report
 
 
+def run_core_bench(
+    settings: Settings,
+    options: BenchOptions,
+    *,
+    console: Console | None = None,
+    json_path: Path | None = None,
+) -> CoreFigures:
+    """Only the in-process phase (`streams.core_cost`): nothing is started, nothing is needed."""
+    console = console or Console()
+    rounds = math.ceil(options.throughput_submissions / options.accounts) + 1
+    traffic = Traffic(options.accounts, rounds, options.seed)
+    core = measure_core(
+        settings, traffic.registry, traffic.submissions(options.throughput_submissions)
+    )
+    table = Table(title="pokazy bench --core-only")
+    for column in ("figure", "value", "how"):
+        table.add_column(column)
+    for row in core_rows(core):
+        table.add_row(*row)
+    console.print(table)
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps({"core": asdict(core)}, option=orjson.OPT_INDENT_2))
+    return core
+
+
 def _broker(settings: Settings, console: Console) -> tuple[int | None, bool]:
     """The local broker's pid if it is ours (started now if needed), and whether we started it."""
     host = settings.kafka_bootstrap.split(",")[0].rsplit(":", 1)[0]
@@ -593,6 +620,8 @@ def _run_phases(run: BenchRun, started_at: str, load_before: list[float]) -> Ben
         "Wall-clock figures on a shared machine: the broker, the benchmark process and anything "
         "else running take CPU from the workers, so they are indicative and noisy.",
     ]
+    run.say(f"the worker's own path in process: {len(submissions)} submissions")
+    core = measure_core(settings, traffic.registry, submissions)
     run.say(f"SDK publish rate: {len(submissions)} submissions to a scratch topic")
     publish = _publish_rates(settings, traffic.registry, submissions)
     with PokazyProducer(settings) as producer:
@@ -641,6 +670,7 @@ def _run_phases(run: BenchRun, started_at: str, load_before: list[float]) -> Ben
         recovery=recovery,
         baseline=baseline,
         ratio_to_baseline=_ratio(throughput.readings_per_s, baseline.readings_per_s),
+        core=core,
         notes=notes,
     )
 
@@ -1212,6 +1242,7 @@ def _print_report(report: BenchReport, console: Console) -> None:
          f"aiokafka + codec + rows + inserts, {b.processing_seconds:.1f}s, "
          f"{b.cpu_seconds:.1f} s CPU"),
         ("ratio to the baseline", f"{report.ratio_to_baseline:.2f}", "ours / raw"),
+        *core_rows(report.core),
         ("latency p50", ms(lat.p50_ms),
          f"publish → queryable, {lat.measured:,} submissions at "
          f"{lat.achieved_readings_per_s:,.0f} readings/s for {lat.seconds:.0f}s"),

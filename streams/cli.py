@@ -440,9 +440,12 @@ def bench(
     json_file: Annotated[
         Path | None, typer.Option("--json", dir_okay=False, help="also write every figure here")
     ] = None,
+    core_only: Annotated[
+        bool, typer.Option(help="only the worker's own cost per submission, in process")
+    ] = False,
 ) -> None:
     """The benchmark: throughput, latency, memory, state and restarts, against a raw baseline."""
-    from streams.bench import BenchOptions, run_bench
+    from streams.bench import BenchOptions, run_bench, run_core_bench
 
     options = BenchOptions(
         accounts=accounts,
@@ -451,6 +454,9 @@ def bench(
         latency_rate=latency_rate,
         latency_seconds=latency_seconds,
     )
+    if core_only:
+        run_core_bench(_settings(), options, console=console, json_path=json_file)
+        return
     run_bench(_settings(), options, console=console, json_path=json_file)
 
 

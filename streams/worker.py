@@ -117,7 +117,7 @@ class Pipeline:
                     event.value or b"",
                     self.settings.control_key.get_secret_value().encode(),
                 )
-                await self._process(
+                await self.process(
                     event.key, event.value, message.topic, message.partition, replayed
                 )
             except Exception as exc:
@@ -187,7 +187,7 @@ class Pipeline:
             await stream.ack(event)
         self.sink.metrics.progressed()
 
-    async def _process(
+    async def process(
         self,
         key: bytes | None,
         payload: bytes | None,
@@ -195,6 +195,7 @@ class Pipeline:
         partition: int,
         replayed: bool = False,
     ) -> None:
+        """Judge one message and buffer what it writes; acknowledging it is the caller's."""
         now = self.clock()
         raw = payload or b""
         source = Source.REGISTRY if topic == self.settings.topic("registry") else Source.READINGS

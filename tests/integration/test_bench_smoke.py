@@ -42,9 +42,14 @@ def test_bench_reports_every_figure(broker: str, tmp_path: Path) -> None:
     report = orjson.loads(json_path.read_bytes())
     assert set(report) == {
         "started_at", "options", "machine", "publish", "throughput", "latency", "memory",
-        "state", "recovery", "baseline", "ratio_to_baseline", "notes",
+        "state", "recovery", "baseline", "ratio_to_baseline", "core", "notes",
     }  # fmt: skip
     assert report["options"]["accounts"] == 200
+
+    core = report["core"]
+    assert core["submissions"] == 200 and core["registry_events"] == 200
+    assert core["readings"] >= core["submissions"]
+    assert _positive(core["us_per_submission"]) and _positive(core["registry_us_per_event"])
 
     machine = report["machine"]
     assert _positive(machine["cores"])
