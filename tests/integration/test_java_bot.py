@@ -10,6 +10,7 @@ field by field, but for the ids that tell the two sets apart and the times of pr
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -138,8 +139,10 @@ def java_bot() -> Path:
 
 
 def _java(jar: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # In the C locale Java 17 prints Cyrillic as '?' unless the program writes UTF-8 itself.
     return subprocess.run(
         ["java", "-jar", str(jar), *args],
+        env={**os.environ, "LC_ALL": "C"},
         capture_output=True,
         text=True,
         encoding="utf-8",
