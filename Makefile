@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # The test broker runs on its own port and data dir, so a demo broker on 9092 can keep running.
 TEST_ENV := POKAZY_KAFKA_BOOTSTRAP=127.0.0.1:19092 POKAZY_DATA_DIR=.pokazy/test
 
-.PHONY: help install demo test unit integration lint bench compose-check broker-up broker-down clean
+.PHONY: help install demo test unit integration lint bench compose-check broker-up broker-down java-bot clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,5 +54,8 @@ broker-up: install ## Start the local Kafka broker on 127.0.0.1:9092 (data in .p
 broker-down: install ## Stop the local Kafka broker started by broker-up
 	$(BIN)/pokazy stack down
 
+java-bot: ## Build the Java bot example (examples/java-bot/target/pokazy-java-bot.jar; needs mvn)
+	mvn -q -B -f examples/java-bot/pom.xml package
+
 clean: ## Remove the venv and local data (keeps the Kafka jar cache in ~/.cache/pokazy)
-	rm -rf $(VENV) .pokazy .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .pokazy .mypy_cache .ruff_cache .pytest_cache .hypothesis examples/java-bot/target

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import pytest
+from kafka import KafkaConsumer
 
 from streams.cli import local_kafka, run_query, wait_until_idle
 from streams.settings import Settings
@@ -119,6 +120,19 @@ class Pipeline:
 
     def wait_idle(self, timeout: float = 180) -> None:
         wait_until_idle(self.settings, timeout)
+
+    def messages(self, topic: str, idle_timeout: float = 10) -> Iterator[Any]:
+        """One of its topics from the start, until nothing more comes for `idle_timeout` s."""
+        consumer = KafkaConsumer(
+            self.settings.topic(topic),
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=int(idle_timeout * 1000),
+        )
+        try:
+            yield from consumer
+        finally:
+            consumer.close()
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         columns, rows = run_query(self.settings, sql.replace("{db}", self.database))

@@ -8,7 +8,7 @@ import urllib.request
 import uuid
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from streams.admission import REPLAY_HEADER, replay_signature
 from streams.codec import default_codec
@@ -168,22 +168,15 @@ def test_worker_killed_mid_file_ends_with_one_row_per_reading(pipeline: Pipeline
 
 
 def _replies(pipeline: Pipeline, expected: int) -> dict[str, dict]:
-    consumer = KafkaConsumer(
-        pipeline.settings.topic("replies"),
-        bootstrap_servers=pipeline.settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=10000,
-    )
     codec = default_codec()
     replies: dict[str, dict] = {}
-    for message in consumer:
+    for message in pipeline.messages("replies"):
         name, datum = codec.decode(message.value)
         assert name == "pokazy.SubmissionOutcome"
         assert message.key == datum["account_id"].encode()
         replies[datum["event_id"]] = datum
         if len(replies) >= expected:
             break
-    consumer.close()
     return replies
 
 
