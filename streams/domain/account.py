@@ -45,6 +45,9 @@ class AccountState:
         ledger = self.ledgers.get(meter_id)
         return ledger.zone(zone) if ledger else ZoneLedger()
 
+    def with_recent(self, recent: tuple[SubmissionOutcome, ...]) -> AccountState:
+        return AccountState(self.account_id, self.meters, self.ledgers, self.closed_through, recent)
+
     def with_zone_ledger(self, meter_id: str, zone: Zone, ledger: ZoneLedger) -> AccountState:
         meter_ledger = self.ledgers.get(meter_id) or MeterLedger(meter_id)
         zones = {**meter_ledger.zones, zone: ledger}

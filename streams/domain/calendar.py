@@ -105,6 +105,7 @@ def submission_window(period: Period) -> tuple[date, date]:
     return first, last
 
 
+@functools.lru_cache(maxsize=4096)  # a date per submission: a few hundred distinct ones
 def place_reading(day: date) -> Placement:
     """Classify a reading by its local date: in-window for a period, or off-window in its month."""
     own = Period.of(day)

@@ -9,7 +9,6 @@ latest in-window and the latest off-window reading.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -95,8 +94,8 @@ class ZoneLedger:
         kept = tuple(sorted(((p, m) for p, m in marks if p != period), key=_first))
         merged = tuple(sorted((*kept, (period, mark)), key=_first))
         if kind is ReadingKind.IN_WINDOW:
-            return replace(self, in_window=merged)
-        return replace(self, off_window=merged)
+            return ZoneLedger(self.closed, merged, self.off_window)
+        return ZoneLedger(self.closed, self.in_window, merged)
 
 
 def _first(pair: tuple[Period, Mark]) -> Period:
@@ -123,33 +122,40 @@ def baseline_of(meter: Meter, zone: Zone, ledger: ZoneLedger) -> Baseline:
 
 @dataclass(frozen=True, slots=True)
 class ReferenceRate:
-    """kWh per day used for estimates and for the plausible advance."""
+    """kWh per day used for estimates and for the plausible advance: `kwh` over `days`."""
 
-    per_day: Fraction
+    kwh: int  # never negative: the rate is never below 0
+    days: int
     no_history: bool
+
+    @property
+    def per_day(self) -> Fraction:
+        return Fraction(self.kwh, self.days) if self.days else Fraction(0)
+
+
+_NO_HISTORY = ReferenceRate(0, 0, True)
 
 
 def reference_rate(ledger: ZoneLedger, period: Period) -> ReferenceRate:
     """Same month last year if measured, else the last up to 3 measured closes, else 0."""
     measured = [c for c in ledger.closed if c.basis in MEASURED and c.period < period]
-    last_year = period.shift(-12)
-    same_month = next((c for c in measured if c.period == last_year), None)
-    if same_month is not None and same_month.days > 0:
-        return ReferenceRate(max(Fraction(0), Fraction(same_month.kwh, same_month.days)), False)
+    last_year = (period.year - 1, period.month)
+    for close in measured:
+        if (close.period.year, close.period.month) == last_year and close.days > 0:
+            return ReferenceRate(max(0, close.kwh), close.days, False)
     recent = measured[-REFERENCE_PERIODS:]
     days = sum(c.days for c in recent)
     if days > 0:
-        return ReferenceRate(max(Fraction(0), Fraction(sum(c.kwh for c in recent), days)), False)
-    return ReferenceRate(Fraction(0), True)
+        return ReferenceRate(max(0, sum(c.kwh for c in recent)), days, False)
+    return _NO_HISTORY
 
 
-def plausible_advance(base: Baseline, rate: ReferenceRate, on: date) -> Fraction:
-    """H: the most a zone can plausibly advance from the floor's date to `on`."""
+def plausible_advance(base: Baseline, rate: ReferenceRate, on: date) -> int:
+    """H, in whole kWh (rounded down: it bounds whole kWh): the most a zone can plausibly
+    advance from the floor's date to `on`."""
     days = max(1, (on - base.floor_on).days)
-    return max(
-        Fraction(ADVANCE_PER_30_DAYS * math.ceil(days / 30)),
-        ADVANCE_RATE_FACTOR * rate.per_day * days,
-    )
+    by_rate = ADVANCE_RATE_FACTOR * rate.kwh * days // rate.days if rate.days else 0
+    return max(ADVANCE_PER_30_DAYS * -(-days // 30), by_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +167,7 @@ class Evaluation:
     flags: tuple[Flag, ...] = ()
     reason: Reason | None = None
     detail: str = ""
+    baseline: int = 0  # B as the display shows it
     previous: int | None = None  # a failure: the reading it is held against, as displayed
 
     @property
@@ -198,30 +205,32 @@ def evaluate_reading(
     placed = b - b % modulus + value  # in B's lap
     if placed >= b and placed >= floor:
         if placed - b <= limit:
-            return _accepted(placed, b)
+            return _accepted(placed, b, modulus)
         if placed - modulus >= floor:
             # B has wrapped (an estimate crossed the modulus) but the reading is still in the
             # floor's lap: a correction of the over-estimate, not a huge advance.
-            return _accepted(placed - modulus, b)
+            return _accepted(placed - modulus, b, modulus)
         return Evaluation(
             reason=Reason.IMPLAUSIBLY_HIGH,
-            detail=f"{placed - b} kWh since {b % modulus} is above the plausible {int(limit)}",
+            detail=f"{placed - b} kWh since {b % modulus} is above the plausible {limit}",
+            baseline=b % modulus,
             previous=b % modulus,
         )
     if placed >= floor:
-        return _accepted(placed, b)  # F <= v < B: it corrects an over-estimate
+        return _accepted(placed, b, modulus)  # F <= v < B: it corrects an over-estimate
     # Below the floor: a rollover only if, wrapped past the floor, it stays within H of B.
     wrapped = lowest_unwrapped(value, floor, modulus)
     if wrapped - b <= limit:
-        return _accepted(wrapped, b, rollover=True)
+        return _accepted(wrapped, b, modulus, rollover=True)
     return Evaluation(
         reason=Reason.BELOW_PREVIOUS,
         detail=f"{value} is below the previous {floor % modulus}",
+        baseline=b % modulus,
         previous=floor % modulus,
     )
 
 
-def _accepted(value: int, baseline: int, *, rollover: bool = False) -> Evaluation:
+def _accepted(value: int, baseline: int, modulus: int, *, rollover: bool = False) -> Evaluation:
     kwh = value - baseline
     flags = []
     if kwh == 0:
@@ -230,7 +239,7 @@ def _accepted(value: int, baseline: int, *, rollover: bool = False) -> Evaluatio
         flags.append(Flag.ESTIMATE_CORRECTION)
     if rollover:
         flags.append(Flag.ROLLOVER)
-    return Evaluation(value=value, kwh=kwh, flags=tuple(flags))
+    return Evaluation(value=value, kwh=kwh, flags=tuple(flags), baseline=baseline % modulus)
 
 
 def round_half_up(value: Fraction) -> int:

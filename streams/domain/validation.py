@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 from streams.domain.account import AccountState
 from streams.domain.calendar import Period, Placement, ReadingKind, kyiv_date, place_reading
-from streams.domain.ledger import Evaluation, Mark, baseline_of, evaluate_reading
+from streams.domain.ledger import Evaluation, Mark, evaluate_reading
 from streams.domain.model import (
     Meter,
     MeterInstalled,
@@ -93,7 +93,7 @@ def apply_submission(
     recent = (*state.recent, outcome)[
         max(0, len(state.recent) + 1 - rules.remembered_submissions) :
     ]
-    return replace(state, recent=recent), outcome, False
+    return state.with_recent(recent), outcome, False
 
 
 def _record(state: AccountState, reading: ReadingOutcome, submission: Submission) -> AccountState:
@@ -137,30 +137,23 @@ def judge_submission(
     state: AccountState | None, submission: Submission, *, now: datetime, rules: Rules
 ) -> SubmissionOutcome:
     """Every reading's verdict, without changing anything."""
-    return replace(
-        _judge_submission(state, submission, now=now, rules=rules),
-        fingerprint=submission_fingerprint(submission),
-    )
-
-
-def _judge_submission(
-    state: AccountState | None, submission: Submission, *, now: datetime, rules: Rules
-) -> SubmissionOutcome:
+    fingerprint = submission_fingerprint(submission)
     problem = malformation(submission, rules)
     if problem is not None:
-        return _whole_submission_rejected(submission, problem)
+        return _whole_submission_rejected(submission, problem, fingerprint)
+    day = kyiv_date(submission.submitted_at)
     verdicts = tuple(
-        _judge_reading(state, submission, position, reading, now=now, rules=rules)
+        _judge_reading(state, submission, day, position, reading, now=now, rules=rules)
         for position, reading in enumerate(submission.readings)
     )
     resolved = [v.zone for v in verdicts if v.zone is not None]
     if len(resolved) != len(set(resolved)):
         return _whole_submission_rejected(
-            submission, "two readings name the same zone through their labels"
+            submission, "two readings name the same zone through their labels", fingerprint
         )
     if state is not None:
         verdicts = _judge_against_baselines(state, verdicts)
-    return SubmissionOutcome(submission.event_id, submission.account_id, verdicts)
+    return SubmissionOutcome(submission.event_id, submission.account_id, verdicts, fingerprint)
 
 
 def _judge_against_baselines(
@@ -181,38 +174,27 @@ def _judge_against_baselines(
 
     own = {p: evaluate(v, v.zone) for p, v in pending.items() if v.zone is not None}
     swapped = _swapped_positions(meter, pending, own, evaluate)
-    judged = []
-    for verdict in verdicts:
-        if verdict.position not in pending or verdict.zone is None:
-            judged.append(verdict)
-            continue
-        ledger = state.zone_ledger(meter.meter_id, verdict.zone)
-        shown = baseline_of(meter, verdict.zone, ledger).baseline % meter.modulus
-        evaluation = own[verdict.position]
-        if verdict.position in swapped:
-            judged.append(
-                replace(verdict, baseline=shown, reason=Reason.ZONES_SWAPPED, detail=_SWAPPED)
-            )
-        elif evaluation.reason is not None:
-            judged.append(
-                replace(
-                    verdict,
-                    baseline=evaluation.previous,
-                    reason=evaluation.reason,
-                    detail=evaluation.detail,
-                )
-            )
-        else:
-            judged.append(
-                replace(
-                    verdict,
-                    baseline=shown,
-                    kwh=evaluation.kwh,
-                    flags=tuple(str(f) for f in evaluation.flags),
-                    unwrapped=evaluation.value,
-                )
-            )
-    return tuple(judged)
+    return tuple(
+        _judged(verdict, own[verdict.position], verdict.position in swapped)
+        if verdict.position in pending
+        else verdict
+        for verdict in verdicts
+    )
+
+
+def _judged(verdict: ReadingOutcome, evaluation: Evaluation, swapped: bool) -> ReadingOutcome:
+    """A verdict that passed the rules before §2.4's, with the baseline rules' result."""
+    reason: Reason | None = Reason.ZONES_SWAPPED if swapped else evaluation.reason
+    detail = _SWAPPED if swapped else evaluation.detail
+    accepted = reason is None
+    return ReadingOutcome(
+        verdict.position, verdict.zone, verdict.register, verdict.value, reason, detail,
+        verdict.meter_id, verdict.kind, verdict.period, verdict.local_date,
+        kwh=evaluation.kwh if accepted else None,
+        flags=tuple(map(str, evaluation.flags)) if accepted else (),
+        baseline=evaluation.baseline if accepted or swapped else evaluation.previous,
+        unwrapped=evaluation.value if accepted else None,
+    )  # fmt: skip
 
 
 _SWAPPED = "the value fits the other zone: day and night look swapped"
@@ -247,9 +229,11 @@ def _swapped_positions(
     }
 
 
-def _whole_submission_rejected(submission: Submission, detail: str) -> SubmissionOutcome:
+def _whole_submission_rejected(
+    submission: Submission, detail: str, fingerprint: str
+) -> SubmissionOutcome:
     row = ReadingOutcome(-1, None, None, None, reason=Reason.MALFORMED, detail=detail)
-    return SubmissionOutcome(submission.event_id, submission.account_id, (row,))
+    return SubmissionOutcome(submission.event_id, submission.account_id, (row,), fingerprint)
 
 
 def malformation(submission: Submission, rules: Rules) -> str | None:
@@ -291,13 +275,13 @@ def malformation(submission: Submission, rules: Rules) -> str | None:
 def _judge_reading(
     state: AccountState | None,
     submission: Submission,
+    day: date,
     position: int,
     reading: RegisterReading,
     *,
     now: datetime,
     rules: Rules,
 ) -> ReadingOutcome:
-    day = kyiv_date(submission.submitted_at)
     zone, meter_id = reading.zone, None
     try:
         meter = _active_meter(state, submission, day)

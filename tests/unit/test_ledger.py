@@ -316,7 +316,8 @@ def test_plausible_advance(floor_on: str, on: str, per_day: Fraction, limit: int
         closed=(closed("2023-04", E, 4_200, 4_200, actual_on=date.fromisoformat(floor_on)),)
     )
     base = baseline_of(NIK, TOTAL, ledger)
-    rate = ReferenceRate(Fraction(per_day), no_history=False)
+    per_day = Fraction(per_day)
+    rate = ReferenceRate(per_day.numerator, per_day.denominator, no_history=False)
     assert plausible_advance(base, rate, date.fromisoformat(on)) == limit
 
 
