@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
+import lz4.block
+import msgspec
 import orjson
 import pytest
 from hypothesis import given
@@ -26,7 +29,7 @@ from streams.domain.model import (
 )
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.domain.zones import SINGLE_ZONE, THREE_ZONE, TWO_ZONE, ZONE_SETS, Zone
-from streams.state import decode_state, encode_state
+from streams.state import V2, decode_state, encode_state
 
 ACCOUNT = "0123456789"
 NOW = datetime(2023, 7, 13, tzinfo=UTC)
@@ -284,25 +287,52 @@ def test_decoded_values_have_domain_types() -> None:
     assert type(state.closed_through) is Period
 
 
-def test_unknown_keys_from_a_newer_version_are_ignored() -> None:
-    data = orjson.loads(encode_state(lived_state()))
+# What the release before format v2 wrote (v1, JSON) for the states above, byte for byte.
+WRITTEN_BY_V1 = {
+    line["name"]: line["value"].encode()
+    for line in map(orjson.loads, (Path(__file__).parent / "data" / "states-v1.jsonl").open("rb"))
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "state"),
+    [
+        *(pytest.param(p.id, p.values[0], id=p.id) for p in STATES),
+        pytest.param("lived", lived_state(), id="lived"),
+    ],
+)
+def test_states_written_by_v1_still_read_the_same(name: str, state: AccountState) -> None:
+    raw = WRITTEN_BY_V1[name]
+    assert raw.startswith(b"{")
+    assert decode_state(raw) == state
+    # Re-written in the current format on the next change, and read back the same.
+    assert decode_state(encode_state(decode_state(raw))) == state
+
+
+def test_v2_is_smaller_than_v1_for_a_lived_state() -> None:
+    assert encode_state(lived_state())[:1] == V2
+    assert len(encode_state(lived_state())) < len(WRITTEN_BY_V1["lived"])
+
+
+def test_v1_unknown_keys_from_a_newer_version_are_ignored() -> None:
+    data = orjson.loads(WRITTEN_BY_V1["lived"])
     data["added_later"] = 1
     data["meters"][0]["added_later"] = {"x": 1}
     data["recent"][0]["added_later"] = []
     assert decode_state(orjson.dumps(data)) == lived_state()
 
 
-def test_a_newer_versions_extra_outcome_field_is_ignored() -> None:
-    data = orjson.loads(encode_state(lived_state()))
+def test_v1_a_newer_versions_extra_outcome_field_is_ignored() -> None:
+    data = orjson.loads(WRITTEN_BY_V1["lived"])
     for outcome in data["recent"]:
         for row in outcome["readings"]:
             row.append("added later")
     assert decode_state(orjson.dumps(data)) == lived_state()
 
 
-def test_a_state_from_before_ledgers_existed_decodes_with_none() -> None:
+def test_v1_a_state_from_before_ledgers_existed_decodes_with_none() -> None:
     # The changelog of the walking skeleton: no ledgers, no closed_through, 12-item outcome rows.
-    data = orjson.loads(encode_state(lived_state()))
+    data = orjson.loads(WRITTEN_BY_V1["lived"])
     del data["ledgers"], data["closed_through"]
     for outcome in data["recent"]:
         for row in outcome["readings"]:
@@ -311,6 +341,20 @@ def test_a_state_from_before_ledgers_existed_decodes_with_none() -> None:
     assert (state.ledgers, state.closed_through) == ({}, None)
     assert state.meters == lived_state().meters
     assert all((r.baseline, r.unwrapped) == (None, None) for o in state.recent for r in o.readings)
+
+
+def test_v2_fields_a_newer_version_adds_are_ignored() -> None:
+    newer = msgspec.msgpack.decode(lz4.block.decompress(encode_state(lived_state())[1:]))
+    newer["added_later"] = [1, 2]
+    newer["meters"][0]["added_later"] = {"x": 1}
+    newer["recent"][0]["readings"][0]["added_later"] = "y"
+    raw = V2 + lz4.block.compress(msgspec.msgpack.encode(newer), store_size=True)
+    assert decode_state(raw) == lived_state()
+
+
+def test_bytes_of_no_known_format_are_refused() -> None:
+    with pytest.raises(ValueError, match="not an account state"):
+        decode_state(b"\x07garbage")
 
 
 def test_removed_meter_with_an_empty_final_round_trips() -> None:
