@@ -4,7 +4,9 @@ One run, in this order, on its own topics (a unique prefix), ClickHouse database
 
 0. **Prepare.** A registry of N meters (`streams.sample`) and M bot submissions (a month per
    round over every account, with the customers' usual mistakes, retries and unknown accounts)
-   are generated. The producer SDK's own rate is measured by publishing both to a scratch
+   are generated. Before any broker or worker shares the cores, the worker's own path is
+   timed on them in process (`streams.core_cost`: CPU per submission with no Kafka,
+   ClickHouse or faust). The producer SDK's own rate is measured by publishing both to a scratch
    topic that nothing reads, so no worker competes with it for CPU.
 1. **Throughput.** K worker processes are started; the registry is published and processed
    (`wait_until_idle`), so the timed phase judges submissions only. The workers are stopped,
@@ -543,12 +545,19 @@ def run_bench(
     run_settings.data_dir.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = list(os.getloadavg())
+    latency_budget = math.ceil(options.latency_rate * options.latency_seconds) + 10
+    rounds = math.ceil((options.throughput_submissions + latency_budget) / options.accounts) + 1
+    traffic = Traffic(options.accounts, rounds, options.seed)
+    submissions = traffic.submissions(options.throughput_submissions)
+    # In process and first, before a broker or a worker starts to share the cores with it.
+    console.print(f"the worker's own path in process: {len(submissions)} submissions")
+    core = measure_core(run_settings, traffic.registry, submissions)
     broker, started_broker = _broker(settings, console)
     run = BenchRun(
         run_settings, options, console, broker_pid=broker, kafka_version=_kafka_version(settings)
     )
     try:
-        report = _run_phases(run, started_at, load_before)
+        report = _run_phases(run, traffic, submissions, core, started_at, load_before)
         _print_report(report, console)
         if json_path is not None:
             json_path.write_bytes(report.to_json())
@@ -609,19 +618,20 @@ def _answers(bootstrap: str) -> bool:
     return False
 
 
-def _run_phases(run: BenchRun, started_at: str, load_before: list[float]) -> BenchReport:
+def _run_phases(
+    run: BenchRun,
+    traffic: Traffic,
+    submissions: list[dict[str, Any]],
+    core: CoreFigures,
+    started_at: str,
+    load_before: list[float],
+) -> BenchReport:
     options, settings = run.options, run.settings
     ensure_topics(settings)
-    latency_budget = math.ceil(options.latency_rate * options.latency_seconds) + 10
-    rounds = math.ceil((options.throughput_submissions + latency_budget) / options.accounts) + 1
-    traffic = Traffic(options.accounts, rounds, options.seed)
-    submissions = traffic.submissions(options.throughput_submissions)
     notes = [
         "Wall-clock figures on a shared machine: the broker, the benchmark process and anything "
         "else running take CPU from the workers, so they are indicative and noisy.",
     ]
-    run.say(f"the worker's own path in process: {len(submissions)} submissions")
-    core = measure_core(settings, traffic.registry, submissions)
     run.say(f"SDK publish rate: {len(submissions)} submissions to a scratch topic")
     publish = _publish_rates(settings, traffic.registry, submissions)
     with PokazyProducer(settings) as producer:
