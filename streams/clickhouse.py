@@ -7,6 +7,7 @@ may open its directory, so the worker owns it and runs every call on one thread.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -68,6 +69,26 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ...]:
     return tuple(migrations)
 
 
+def _wait_until_unlocked(status: Path, wait: float, dsn: str) -> None:
+    """Return once no process holds embedded ClickHouse's lock on `status` (a `flock`, as
+    ClickHouse takes it), or `wait` seconds have passed (opening will then say who holds it)."""
+    if not status.exists():
+        return
+    deadline = time.monotonic() + wait
+    with status.open("rb") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return
+                log.warning("%s is held by another process; waiting for it", mask_url(dsn))
+                time.sleep(0.5)
+                continue
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+
+
 class ClickHouse:
     """A connected client bound to pokazy's database."""
 
@@ -96,6 +117,20 @@ class ClickHouse:
         # clickhouse-connect imports pandas (which chdb brings) on its first insert: half a
         # second holding the GIL. Pay it here, not in the middle of the first batch.
         _ = clickhouse_options.pd
+
+    @classmethod
+    def open_when_free(cls, dsn: str, database: str, *, wait: float, **drills: Any) -> ClickHouse:
+        """Open ClickHouse, waiting up to `wait` seconds while another process holds the
+        embedded directory.
+
+        A reader (`pokazy sql`, `pokazy report`) opens the directory for one query when no
+        worker answers, which is also the moment a worker is restarting: the worker waits for
+        it instead of exiting. The wait happens before chdb is touched: chdb cannot be opened
+        again in a process where opening it failed once.
+        """
+        if dsn.startswith("chdb://"):
+            _wait_until_unlocked(Path(dsn.removeprefix("chdb://")) / "status", wait, dsn)
+        return cls(dsn, database, **drills)
 
     def __repr__(self) -> str:
         return f"ClickHouse({self.display}, database={self.database})"

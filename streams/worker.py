@@ -81,6 +81,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+# How long a starting worker waits for a reader (`pokazy sql` while no worker answered) to let
+# go of the embedded ClickHouse directory; a reader holds it for one query.
+STORE_BUSY_WAIT = 60.0
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -424,9 +428,10 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
         value_type=bytes,
         partitions=settings.partitions,
     )
-    store = clickhouse or ClickHouse(
+    store = clickhouse or ClickHouse.open_when_free(
         settings.clickhouse_dsn,
         settings.clickhouse_database,
+        wait=STORE_BUSY_WAIT,
         fault_flag=settings.fault_clickhouse_flag,
         hold_flag=settings.fault_clickhouse_hold,
     )

@@ -214,7 +214,7 @@ def evaluate_reading(
             reason=Reason.IMPLAUSIBLY_HIGH,
             detail=f"{placed - b} kWh since {b % modulus} is above the plausible {limit}",
             baseline=b % modulus,
-            previous=b % modulus,
+            previous=max(b, floor) % modulus,  # the customer's own last reading, if it is later
         )
     if placed >= floor:
         return _accepted(placed, b, modulus)  # F <= v < B: it corrects an over-estimate
@@ -222,10 +222,14 @@ def evaluate_reading(
     wrapped = lowest_unwrapped(value, floor, modulus)
     if wrapped - b <= limit:
         return _accepted(wrapped, b, modulus, rollover=True)
+    return _below(value, floor, b, modulus)
+
+
+def _below(value: int, floor: int, baseline: int, modulus: int) -> Evaluation:
     return Evaluation(
         reason=Reason.BELOW_PREVIOUS,
         detail=f"{value} is below the previous {floor % modulus}",
-        baseline=b % modulus,
+        baseline=baseline % modulus,
         previous=floor % modulus,
     )
 

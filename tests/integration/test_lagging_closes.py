@@ -45,13 +45,15 @@ def _run(pipeline: Pipeline, kill_in: int | None) -> ReferenceRun:
     return expected
 
 
-def _assert_views_equal_the_core(pipeline: Pipeline, expected: ReferenceRun) -> None:
+def _assert_views_equal_the_core(
+    pipeline: Pipeline, expected: ReferenceRun, context: str = "undisturbed"
+) -> None:
     billing = pipeline.query(BILLING_SQL)
-    assert len(billing) == len(expected.billing)
-    assert actual_billing(billing) == expected.billing
-    assert actual_readings(pipeline.query(READINGS_SQL)) == expected.readings
+    assert len(billing) == len(expected.billing), context
+    assert actual_billing(billing) == expected.billing, context
+    assert actual_readings(pipeline.query(READINGS_SQL)) == expected.readings, context
     rejections = {(r["event_id"], r["reason"]) for r in pipeline.query(REJECTIONS_SQL)}
-    assert rejections == expected.rejections
+    assert rejections == expected.rejections, context
 
 
 def _assert_the_rules_were_met(phases: list[Phase], expected: ReferenceRun) -> None:
@@ -85,4 +87,4 @@ def test_lagging_closes_with_the_worker_killed_mid_month(pipeline: Pipeline) -> 
         [i for i, phase in enumerate(phases) if phase.submissions and phase.close is not None]
     )
     expected = _run(pipeline, kill_in=kill_in)
-    _assert_views_equal_the_core(pipeline, expected)
+    _assert_views_equal_the_core(pipeline, expected, f"killed in phase {kill_in}")

@@ -19,7 +19,7 @@ from datetime import date
 import pytest
 
 from streams.domain.calendar import Period
-from streams.domain.closing import billing_lines, close_period
+from streams.domain.closing import BillingLine, close_period
 from streams.domain.messages import reading_message
 from streams.domain.model import Reason
 from streams.domain.zones import SINGLE_ZONE, TWO_ZONE
@@ -83,6 +83,12 @@ def test_the_reply_names_the_open_may_reading_as_the_previous_one() -> None:
     uk, en = reading_message(row, date(2023, 6, 5))
     assert en == "day: The reading is lower than the previous one. The previous one: 12 300."
     assert uk.endswith("Попередній показ: 12 300.")
+
+
+def test_a_reading_too_high_names_the_open_may_reading() -> None:
+    s = gama_with_open_may()
+    [row] = s.send("2023-06-05 12:00", day=16_500)  # 4,500 kWh since B: above H = 4,000
+    assert (verdict(row), row.baseline) == ((Reason.IMPLAUSIBLY_HIGH, None, ()), 12_300)
 
 
 def test_the_same_june_reading_after_may_closed_is_judged_as_before() -> None:
@@ -207,20 +213,20 @@ def test_a_misread_below_the_open_may_reading_never_bills_june_below_may() -> No
 # --- a removal that arrives after its period was closed -------------------------------------------
 
 
-def nik_removed_late() -> Scenario:
+def nik_removed_late() -> tuple[Scenario, list[BillingLine]]:
     """NIK (5 digits, 10 kWh a day): April actual 10,000; May estimated at 10,310 and closed;
-    then the removal of 20 May arrives, with its final reading 10,180."""
+    then the removal of 20 May arrives, with its final reading 10,180. Returns May's lines."""
     s = Scenario.of(meter("NIK-2303", SINGLE_ZONE, 5, {TOTAL: 9_700}, "2023-04-01"))
     s.send("2023-04-30 12:00", total=10_000)
     s.close("2023-04")
-    assert [billed(line) for line in s.close("2023-05")] == [("estimated", 10_000, 10_310, 310, ())]
+    may = s.close("2023-05")
+    assert [billed(line) for line in may] == [("estimated", 10_000, 10_310, 310, ())]
     s.remove("NIK-2303", {TOTAL: 10_180}, "2023-05-20")
-    return s
+    return s, may
 
 
 def test_a_late_removal_is_billed_final_in_the_next_close_once() -> None:
-    s = nik_removed_late()
-    may = billing_lines(s.state, closed_by=Period(2023, 5))
+    s, may = nik_removed_late()
     # A replayed close of May is not the next close: it rewrites May's rows as they were.
     assert Counter(s.close("2023-05")) == Counter(may)
     june = s.close("2023-06")
@@ -241,8 +247,8 @@ def test_a_late_removal_is_billed_final_in_the_next_close_once() -> None:
 
 
 def test_a_late_removal_redelivered_after_its_final_bill_changes_nothing() -> None:
-    s = nik_removed_late()
-    s.close("2023-06")
+    s, _ = nik_removed_late()
+    assert [str(line.closed.basis) for line in s.close("2023-06")] == ["final"]
     before = s.state
     s.remove("NIK-2303", {TOTAL: 10_180}, "2023-05-20")
     assert s.state == before
@@ -250,7 +256,7 @@ def test_a_late_removal_redelivered_after_its_final_bill_changes_nothing() -> No
 
 
 def test_readings_after_a_late_removal_name_no_active_meter() -> None:
-    s = nik_removed_late()
+    s, _ = nik_removed_late()
     [row] = s.send("2023-06-10 12:00", total=10_400)
     assert row.reason is Reason.UNKNOWN_METER
 

@@ -89,7 +89,7 @@ class Scenario:
     """One account driven through apply_registry_event / apply_submission / close_period."""
 
     state: AccountState = field(default_factory=lambda: AccountState(ACCOUNT))
-    lines: list[BillingLine] = field(default_factory=list)  # every line a first close emitted
+    lines: list[BillingLine] = field(default_factory=list)  # every line a close emitted
     last: Submission | None = None
 
     @classmethod
@@ -309,6 +309,8 @@ def test_baseline_and_floor_follow_the_last_closed_period() -> None:
         ("2023-01-10", "2023-09-10", 0, 18000),  # n = 243: ceil(8.1) = 9
         ("2023-05-01", "2023-05-31", 40, 3600),  # 3 x 40 x 30 > 2000
         ("2023-05-01", "2023-05-31", Fraction(200, 9), 2000),  # 3 x 22.2 x 30 = 2000
+        # 3 x 1001/12 x 31 = 7757.75: whole kWh up to 7,757 are plausible, 7,758 is not.
+        ("2023-05-01", "2023-06-01", Fraction(1001, 12), 7757),
     ],
 )
 def test_plausible_advance(floor_on: str, on: str, per_day: Fraction, limit: int) -> None:

@@ -217,7 +217,7 @@ def _views_and_reports(path: str, chart_dir: str) -> dict[str, Any]:
     return out
 
 
-def _upgrade(path: str) -> tuple[list[str], list[str], list[str], list[tuple[Any, ...]]]:
+def _upgrade(path: str) -> tuple[list[str], list[str], list[str], list[tuple[Any, ...]], str]:
     from streams.clickhouse import ClickHouse, load_migrations
 
     store = ClickHouse(f"chdb://{path}", DATABASE)
@@ -227,7 +227,11 @@ def _upgrade(path: str) -> tuple[list[str], list[str], list[str], list[tuple[Any
     tables = [r[0] for r in store.query(f"SHOW TABLES FROM {DATABASE}").rows]
     rows = list(store.query(f"SELECT * FROM {DATABASE}.billing_monthly").rows)
     rows += store.query(f"SELECT count() FROM {DATABASE}.rejections").rows
-    return first, again, tables, rows
+    [(days,)] = store.query(
+        "SELECT comment FROM system.columns "
+        f"WHERE database = '{DATABASE}' AND table = 'billing_log' AND name = 'days'"
+    ).rows
+    return first, again, tables, rows, str(days)
 
 
 def _empty_report(path: str, chart: str) -> tuple[Report, str]:
@@ -328,8 +332,9 @@ def test_rejection_reasons_counts_per_month_sent(produced: dict[str, Any]) -> No
 
 
 def test_a_database_made_before_0003_gets_the_views_on_the_next_migrate(tmp_path: Path) -> None:
-    first, again, tables, rows = in_fresh_process(_upgrade, str(tmp_path / "clickhouse"))
-    assert first == ["0003_analyst_views", "0004_rejection_retractions"]
+    first, again, tables, rows, days = in_fresh_process(_upgrade, str(tmp_path / "clickhouse"))
+    assert first == ["0003_analyst_views", "0004_rejection_retractions", "0005_billing_days"]
+    assert days.startswith("days the line covers")
     assert again == []
     assert {"billing_monthly", "submissions_daily", "rejection_reasons"} <= set(tables)
     # Over the rows written before the upgrade: billing, and rejections none of them retracted.
