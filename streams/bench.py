@@ -439,12 +439,9 @@ class WorkerProcess:
         )
 
     def query(self, sql: str) -> list[list[Any]]:
-        """A read-only query through this worker (only once /health has answered).
-
-        `run_query` opens the ClickHouse path itself when no worker answers, which would take
-        the embedded store's lock from a worker that is starting; hence the rule.
-        """
-        _, rows = run_query(self.settings, sql)
+        """A read-only query through this worker, waiting while it (re)starts: never on its
+        embedded store directly, whose lock a restarting worker needs."""
+        _, rows = run_query(self.settings, sql, through_worker=True)
         return rows
 
     def stop(self, timeout: float = 60) -> None:

@@ -341,12 +341,14 @@ class _StoreBusy(PokazyError):
 
 
 def run_query(
-    settings: Settings, query: str, *, wait: float = 60
+    settings: Settings, query: str, *, wait: float = 60, through_worker: bool = False
 ) -> tuple[list[str], list[list[Any]]]:
     """A read-only query: through the running worker if there is one, else directly.
 
     A worker that is starting (or restarting itself) already holds the chdb directory before its
     web port answers; the query then waits up to `wait` seconds for one of the two to open.
+    `through_worker` never opens the store here: for a long-lived caller (the benchmark, a test)
+    that watches a running worker, which must not find its directory taken when it restarts.
     """
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(_StoreBusy),
@@ -354,10 +356,12 @@ def run_query(
         wait=tenacity.wait_fixed(0.5),
         reraise=True,
     )
-    return retrying(_run_query_once, settings, query)
+    return retrying(_run_query_once, settings, query, through_worker)
 
 
-def _run_query_once(settings: Settings, query: str) -> tuple[list[str], list[list[Any]]]:
+def _run_query_once(
+    settings: Settings, query: str, through_worker: bool
+) -> tuple[list[str], list[list[Any]]]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{settings.web_port}/sql",
         data=orjson.dumps({"query": query}),
@@ -369,8 +373,10 @@ def _run_query_once(settings: Settings, query: str) -> tuple[list[str], list[lis
         return body["columns"], body["rows"]
     except urllib.error.HTTPError as exc:
         raise PokazyError(orjson.loads(exc.read()).get("error", str(exc))) from exc
-    except (urllib.error.URLError, ConnectionError):
-        pass  # no worker here: open ClickHouse ourselves
+    except (urllib.error.URLError, ConnectionError) as exc:
+        if through_worker:
+            raise _StoreBusy(f"the worker's web port {settings.web_port} does not answer") from exc
+        # no worker here: open ClickHouse ourselves
     from streams.clickhouse import ClickHouse
 
     try:

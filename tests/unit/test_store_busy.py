@@ -8,11 +8,17 @@ locks its directory per process, and this test's process must not hold it.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from streams.cli import run_query
+from streams.errors import PokazyError
+from streams.settings import Settings
 from tests.commands import ROOT
 
 HOLD = """
@@ -68,3 +74,15 @@ def test_a_directory_held_past_the_wait_is_an_error(tmp_path: Path) -> None:
         holder.wait(30)
     assert opened.returncode != 0
     assert "Cannot lock file" in opened.stderr
+
+
+def test_a_query_through_the_worker_never_opens_its_store(tmp_path: Path) -> None:
+    """The benchmark and the tests watch a worker that may restart itself: while its web port
+    does not answer, they wait for it rather than take its embedded store."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    settings = Settings(data_dir=tmp_path, web_port=port)
+    with pytest.raises(PokazyError, match="does not answer"):
+        run_query(settings, "SELECT 1", wait=1, through_worker=True)
+    assert not (tmp_path / "clickhouse").exists()
