@@ -542,10 +542,7 @@ def run_bench(
     run_settings.data_dir.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = list(os.getloadavg())
-    latency_budget = math.ceil(options.latency_rate * options.latency_seconds) + 10
-    rounds = math.ceil((options.throughput_submissions + latency_budget) / options.accounts) + 1
-    traffic = Traffic(options.accounts, rounds, options.seed)
-    submissions = traffic.submissions(options.throughput_submissions)
+    traffic, submissions = _traffic(options)
     # In process and first, before a broker or a worker starts to share the cores with it.
     console.print(f"the worker's own path in process: {len(submissions)} submissions")
     core = measure_core(run_settings, traffic.registry, submissions)
@@ -577,11 +574,8 @@ def run_core_bench(
 ) -> CoreFigures:
     """Only the in-process phase (`streams.core_cost`): nothing is started, nothing is needed."""
     console = console or Console()
-    rounds = math.ceil(options.throughput_submissions / options.accounts) + 1
-    traffic = Traffic(options.accounts, rounds, options.seed)
-    core = measure_core(
-        settings, traffic.registry, traffic.submissions(options.throughput_submissions)
-    )
+    traffic, submissions = _traffic(options)
+    core = measure_core(settings, traffic.registry, submissions)
     table = Table(title="pokazy bench --core-only")
     for column in ("figure", "value", "how"):
         table.add_column(column)
@@ -591,6 +585,15 @@ def run_core_bench(
     if json_path is not None:
         json_path.write_bytes(orjson.dumps({"core": asdict(core)}, option=orjson.OPT_INDENT_2))
     return core
+
+
+def _traffic(options: BenchOptions) -> tuple[Traffic, list[dict[str, Any]]]:
+    """The run's traffic (enough rounds for the latency phase too) and its throughput phase's
+    submissions: the same for `--core-only` as for a whole run, so their figures compare."""
+    latency_budget = math.ceil(options.latency_rate * options.latency_seconds) + 10
+    rounds = math.ceil((options.throughput_submissions + latency_budget) / options.accounts) + 1
+    traffic = Traffic(options.accounts, rounds, options.seed)
+    return traffic, traffic.submissions(options.throughput_submissions)
 
 
 def _broker(settings: Settings, console: Console) -> tuple[int | None, bool]:

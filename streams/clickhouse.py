@@ -8,6 +8,7 @@ may open its directory, so the worker owns it and runs every call on one thread.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
 import os
 import re
@@ -76,13 +77,14 @@ def _wait_until_unlocked(status: Path, wait: float, dsn: str) -> None:
         return
     deadline = time.monotonic() + wait
     with status.open("rb") as handle:
-        while True:
+        for attempt in itertools.count():
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     return
-                log.warning("%s is held by another process; waiting for it", mask_url(dsn))
+                if attempt == 0:
+                    log.warning("%s is held by another process; waiting for it", mask_url(dsn))
                 time.sleep(0.5)
                 continue
             fcntl.flock(handle, fcntl.LOCK_UN)

@@ -5,7 +5,7 @@ The changelog outlives any one version of the code, so every value starts with i
 - **v2** (written now): the byte `0x02`, then an LZ4 block of the state as MessagePack, field
   names and all, decoded by msgspec straight into the domain's frozen dataclasses. Fields a
   newer version adds are ignored, fields an older one lacks take their defaults. A year of
-  remembered outcomes is ~3.5 KB, about half of v1, and reads ~4x faster.
+  remembered outcomes is ~3.6 KB, about half of v1, and reads ~4x faster.
 - **v1** (read only): the JSON object (orjson) that earlier releases wrote, with ledgers and
   outcomes as positional lists (documented below). Its first byte is always `{`.
 """

@@ -119,8 +119,9 @@ class ReadingOutcome:
     local_date: date | None = None
     kwh: int | None = None
     flags: tuple[str, ...] = ()
-    # The previous reading the customer's message names, as the display shows it: B, or for
-    # BELOW_PREVIOUS the floor the value fell below (F, or an earlier open period's reading).
+    # The previous reading the customer's message names, as the display shows it: B; for
+    # BELOW_PREVIOUS the floor the value fell below (F, or an earlier open period's reading L);
+    # for IMPLAUSIBLY_HIGH the later of B and L.
     baseline: int | None = None
     unwrapped: int | None = None  # the accepted value with rollovers added
 
