@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from faust.transport.consumer import Consumer
@@ -91,6 +92,24 @@ class DeliveryGuard:
             )  # fmt: skip
             restart_process([sys.executable, "-m", "streams", "worker"])
         self._next[tp] = max(offset + 1, self._next.get(tp, 0))
+
+    def undelivered(
+        self, assigned: Iterable[TP], highwater: Callable[[TP], int | None]
+    ) -> list[tuple[TP, int, int]]:
+        """Input partitions holding records the agent has not been given: (tp, next, end).
+
+        Asked while the agent has been idle for a while and no rebalance or recovery runs: the
+        records beyond what it saw should have reached it by then. They do not when faust's
+        start-up race drops the *last* fetched records of a partition, so no later offset comes
+        to show the gap to `admit`; the worker then restarts itself in the same way.
+        """
+        stuck = []
+        for tp in assigned:
+            expected = self._next.get(tp, self.consumer._committed_offset.get(tp))
+            end = highwater(tp)
+            if expected is not None and end is not None and end > expected:
+                stuck.append((tp, expected, end))
+        return stuck
 
 
 def restart_process(argv: list[str]) -> NoReturn:

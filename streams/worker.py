@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+# An idle agent with records waiting for it this long was starved by faust (`watch_delivery`).
+STARVATION_AFTER = 15.0
+STARVATION_CHECK = 5.0
+
 # How long a starting worker waits for a reader (`pokazy sql` while no worker answered) to let
 # go of the embedded ClickHouse directory; a reader holds it for one query.
 STORE_BUSY_WAIT = 60.0
@@ -108,10 +113,12 @@ class Pipeline:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _oldest_pending: float | None = None
     _writing: asyncio.Future[None] | None = None
+    _last_message: float = field(default_factory=time.monotonic)
 
     async def handle(self, stream: Any, event: Any) -> None:
         """Process one message; never raises (an escaping error would drop the message)."""
         async with self._lock:
+            self._last_message = time.monotonic()
             if self.guard is not None:
                 self.guard.admit(event.message)
             try:
@@ -146,6 +153,15 @@ class Pipeline:
                 self._oldest_pending = asyncio.get_running_loop().time()
             if self.sink.pending_rows >= self.settings.sink_batch_rows:
                 await self._write_batch()
+
+    def idle_for(self, seconds: float) -> bool:
+        """Nothing handled, pending or being written, and no message for `seconds`."""
+        return (
+            not self._lock.locked()
+            and not self._pending
+            and (self._writing is None or self._writing.done())
+            and time.monotonic() - self._last_message >= seconds
+        )
 
     async def flush_if_due(self) -> None:
         """Called by a timer: write a batch that has waited `sink_flush_interval`."""
@@ -466,6 +482,26 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
                 log.exception("automatic period close failed; will try again")
 
     inputs = {settings.topic("readings"), settings.topic("registry")}
+
+    @app.timer(STARVATION_CHECK)
+    async def watch_delivery() -> None:
+        # faust's start-up race can drop a partition's last fetched records, with no later
+        # offset to reveal the gap: nothing is committed past them (`faust_fixes`), and a
+        # fresh process reads them again.
+        guard = pipeline.guard
+        if guard is None or app.rebalancing or app.in_recovery:
+            return
+        if not pipeline.idle_for(STARVATION_AFTER):
+            return
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
+        stuck = guard.undelivered(assigned, app.consumer.highwater)
+        if stuck:
+            tp, expected, end = stuck[0]
+            log.error(
+                "%s[%d]: offsets %d-%d were fetched but never delivered; restarting the worker",
+                tp.topic, tp.partition, expected, end - 1,
+            )  # fmt: skip
+            faust_fixes.restart_process([sys.executable, "-m", "streams", "worker"])
 
     def observe_lag() -> None:
         committed = app.monitor.tp_committed_offsets

@@ -53,6 +53,28 @@ def test_messages_in_order_from_the_committed_offset_pass(restarts: list[Any]) -
     assert restarts == []
 
 
+REGISTRY = TP("pokazy.registry", 0)
+
+
+def test_records_beyond_what_the_agent_saw_are_undelivered() -> None:
+    guard = faust_fixes.DeliveryGuard(Consumer({READINGS: 30, REGISTRY: 7}))
+    for offset in range(30, 35):
+        guard.admit(Message(READINGS, offset))
+    ends = {READINGS: 40, REGISTRY: 7}
+    # readings: the agent saw up to 34 of 39; registry: nothing waits beyond the committed 7.
+    assert guard.undelivered([READINGS, REGISTRY], ends.get) == [(READINGS, 35, 40)]
+    for offset in range(35, 40):
+        guard.admit(Message(READINGS, offset))
+    assert guard.undelivered([READINGS, REGISTRY], ends.get) == []
+
+
+def test_a_partition_never_read_or_without_an_end_is_not_undelivered() -> None:
+    guard = faust_fixes.DeliveryGuard(Consumer({}))
+    assert guard.undelivered([READINGS], {READINGS: 12}.get) == []  # no committed offset yet
+    guard = faust_fixes.DeliveryGuard(Consumer({READINGS: 3}))
+    assert guard.undelivered([READINGS], {}.get) == []  # no end offset fetched yet
+
+
 def test_a_skipped_offset_restarts_the_worker(restarts: list[Any]) -> None:
     guard = faust_fixes.DeliveryGuard(Consumer({READINGS: 30}))
     with pytest.raises(Restarted):

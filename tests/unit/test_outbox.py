@@ -205,3 +205,26 @@ def test_a_record_that_never_reaches_the_broker_stops_the_worker_unacknowledged(
         assert [type(c) for c in crashes] == [KafkaTimeoutError]
 
     run(scenario())
+
+
+def test_the_pipeline_is_idle_only_with_nothing_pending_or_being_written() -> None:
+    """What the starvation watch asks before it may restart a worker (`watch_delivery`)."""
+
+    async def scenario() -> None:
+        producer, table = FakeProducer(), FakeTable()
+        built, _sink, _crashes = pipeline(producer, table)
+        assert built.idle_for(0)
+        assert not built.idle_for(3600)  # nothing has been quiet that long since it started
+        await built.accounts.put(b"a", b"v", 0)
+        built._writing = asyncio.ensure_future(
+            built._write_then_ack(Batch([], [], []), built.outbox.take(), [(FakeStream(), "m")])
+        )
+        await asyncio.sleep(0.01)
+        assert not built.idle_for(0)  # a write waits for the broker
+        producer.deliver_all()
+        await built._writing
+        assert built.idle_for(0)
+        built._pending.append((FakeStream(), "m2"))
+        assert not built.idle_for(0)  # a message waits for its batch
+
+    run(scenario())
