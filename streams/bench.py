@@ -25,6 +25,9 @@ One run, in this order, on its own topics (a unique prefix), ClickHouse database
    time its first row is seen through /sql. Visibility is observed, not inferred from
    `ingested_at` (set when the row is built, before the insert lands); the figure is an upper
    bound, coarse by the poll interval, and the polls share the worker's ClickHouse thread.
+   The same submissions' replies are read from the replies topic (from its end, by a consumer
+   started before the first publish) and matched by event_id: publish to reply is what a bot
+   waits before it answers its customer.
 3. **Memory and state.** Peak RSS (`VmHWM`) of each worker; the accounts table's changelog:
    messages, bytes, bytes on the broker's disk, and the live state per account (latest value
    per key).
@@ -37,6 +40,15 @@ One run, in this order, on its own topics (a unique prefix), ClickHouse database
    phase-1 submissions, decodes them with the same codec, builds one `readings` row per
    register reading with no validation or state, and inserts them in batches through the same
    sink into a ClickHouse of its own (same DDL). Our throughput is reported as a ratio to it.
+6. **Registry.** On a fresh pipeline (its own topics, database and K workers, so the close
+   below covers exactly its accounts), N MeterInstalled events for new accounts are published
+   into the running workers (N = `--close-accounts`, by default `--accounts`): events/s from
+   the first publish until the workers' committed offsets reach the topic's end.
+7. **Period close.** A signed close of the accounts' installation month is requested on every
+   partition, as billing does (`pokazy close-period`): accounts/s from the request until
+   every one of the N accounts has a billing row. The issue's target is a close of 1,000,000
+   accounts on `rocksdb://` in 5 minutes: `POKAZY_TABLE_STORE=rocksdb:// pokazy bench
+   --close-accounts 1000000` (phase 6 then loads the million meters first).
 
 Embedded chdb lets one process open a path, so with K > 1 every worker has its own embedded
 ClickHouse (its own data dir) and rows are summed across them: that measures the pipeline's
@@ -63,7 +75,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
@@ -84,7 +96,7 @@ from streams.core_cost import CoreFigures, core_rows, measure_core
 from streams.domain.calendar import KYIV, Period, submission_window
 from streams.domain.zones import Zone
 from streams.errors import DecodeError, PokazyError
-from streams.kafka_security import aiokafka_options
+from streams.kafka_security import aiokafka_options, kafka_python_client
 from streams.producer import PokazyProducer
 from streams.sample import DAY_LABELS, NIGHT_LABELS, sample_month
 from streams.settings import Settings
@@ -102,6 +114,10 @@ UNKNOWN_REGISTER_SHARE = 0.02
 
 POLL_INTERVAL = 0.1  # seconds between visibility polls in the latency phase
 THROUGHPUT_POLL_INTERVAL = 0.25
+CLOSE_POLL_INTERVAL = 0.25
+# Phases 6 and 7 wait `timeout` plus a second per this many events or accounts: a run sized
+# for the issue's million accounts is not cut short, and a stuck one still ends.
+SLOWEST_RATE = 500.0
 PACE_TICK = 0.005  # the latency phase's publisher wakes this often
 PROBE_TIMEOUT = 90.0  # seconds a restarted worker gets to make a new submission queryable
 PACKAGES = (
@@ -120,11 +136,16 @@ class BenchOptions:
     latency_rate: float = 1000.0  # register readings per second
     latency_seconds: float = 20.0
     seed: int = 7
-    timeout: float = 600.0  # for any one wait
+    timeout: float = 600.0  # for any one wait (plus time for the work of phases 6 and 7)
+    close_accounts: int | None = None  # phases 6 and 7: accounts registered, then closed
 
     @property
     def throughput_submissions(self) -> int:
         return self.submissions if self.submissions is not None else self.accounts
+
+    @property
+    def accounts_to_close(self) -> int:
+        return self.close_accounts if self.close_accounts is not None else self.accounts
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,7 +189,8 @@ class ThroughputFigures:
 
 @dataclass(frozen=True)
 class LatencyFigures:
-    """Publish (the bot's `submit` call) to queryable (first row seen through /sql)."""
+    """Publish (the bot's `submit` call) to queryable (first row seen through /sql), and to
+    its reply (the `SubmissionOutcome` read from the replies topic by the benchmark)."""
 
     target_readings_per_s: float
     achieved_readings_per_s: float
@@ -182,6 +204,11 @@ class LatencyFigures:
     p99_ms: float | None
     max_ms: float | None
     poll_interval_ms: float
+    reply_unseen: int  # measured submissions whose reply never came before the timeout
+    reply_p50_ms: float | None
+    reply_p90_ms: float | None
+    reply_p99_ms: float | None
+    reply_max_ms: float | None
 
 
 @dataclass(frozen=True)
@@ -215,6 +242,33 @@ class RecoveryFigures:
     stalled: bool  # the probe was not queryable within PROBE_TIMEOUT
     changelog_messages: int  # what the memory store replays on start
     session_timeout_s: float
+
+
+@dataclass(frozen=True)
+class RegistryFigures:
+    """MeterInstalled events for new accounts into running workers, first publish to applied."""
+
+    workers: int
+    events: int
+    publish_seconds: float  # first publish -> the last one acknowledged by the broker
+    seconds: float  # first publish -> the workers' committed offsets reach the topic's end
+    events_per_s: float
+    commit_interval_s: float  # the span ends at a commit, so it includes up to one of these
+
+
+@dataclass(frozen=True)
+class CloseFigures:
+    """A period close of every account: the signed request to a `billing` row for each."""
+
+    workers: int
+    store: str
+    period: str
+    partitions: int  # the request went to each
+    accounts: int
+    seconds: float  # request published -> every account has a billing row for the period
+    accounts_per_s: float
+    billing_rows: int  # lines in the `billing` view for the period (a two-zone meter has two)
+    poll_interval_s: float
 
 
 @dataclass(frozen=True)
@@ -255,6 +309,8 @@ class BenchReport:
     memory: MemoryFigures
     state: StateFigures
     recovery: list[RecoveryFigures]
+    registry: RegistryFigures
+    close: CloseFigures
     baseline: BaselineFigures
     ratio_to_baseline: float  # our readings/s over the baseline's (processing windows)
     core: CoreFigures  # the worker's own path in process, without Kafka or ClickHouse
@@ -529,8 +585,8 @@ def run_bench(
     console = console or Console()
     if options.workers < 1 or options.workers > settings.partitions:
         raise PokazyError(f"--workers must be 1..{settings.partitions} (POKAZY_PARTITIONS)")
-    if options.accounts < 1 or options.throughput_submissions < 1:
-        raise PokazyError("--accounts and --submissions must be at least 1")
+    if min(options.accounts, options.throughput_submissions, options.accounts_to_close) < 1:
+        raise PokazyError("--accounts, --submissions and --close-accounts must be at least 1")
     tag = uuid.uuid4().hex[:8]
     run_settings = settings.model_copy(
         update={
@@ -658,6 +714,7 @@ def _run_phases(
         worker.stop()
     run.say("phase 5: the raw baseline")
     baseline, baseline_rss = _baseline(run, phase1_ends, publish.readings)
+    registry, close = _registry_and_close(run, traffic)
     if any(r.stalled for r in recovery):
         notes.append(
             f"A restarted worker did not make a new submission queryable in {PROBE_TIMEOUT:.0f}s "
@@ -678,6 +735,8 @@ def _run_phases(
         memory=MemoryFigures(rss, rss_after_restart, baseline_rss),
         state=state,
         recovery=recovery,
+        registry=registry,
+        close=close,
         baseline=baseline,
         ratio_to_baseline=_ratio(throughput.readings_per_s, baseline.readings_per_s),
         core=core,
@@ -879,11 +938,72 @@ class VisibilityPoller:
                     self.seen[event_id] = answered
 
 
+class ReplyListener:
+    """Reads the replies topic in a thread, from its end; records when each event's first reply
+    reached the benchmark (the moment `poll` handed it over), whatever its status.
+
+    The end is resolved before `__enter__` returns, so every reply to a submission published
+    after it is read, and none that came before.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.received: dict[str, float] = {}
+        self.undecodable = 0
+        self._codec = default_codec()
+        self._consumer = kafka_python_client(
+            KafkaConsumer, settings, client_id="pokazy-bench-replies", enable_auto_commit=False
+        )
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="replies", daemon=True)
+
+    def __enter__(self) -> ReplyListener:
+        topic = self.settings.topic("replies")
+        partitions = [
+            KafkaTopicPartition(topic, p)
+            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            self._consumer.position(tp)  # seek_to_end is lazy: fix the start now
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+    def missing(self, event_ids: Iterable[str]) -> int:
+        """How many of `event_ids` have no reply yet."""
+        with self._lock:
+            return sum(1 for event_id in event_ids if event_id not in self.received)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            batches = self._consumer.poll(timeout_ms=100)
+            received = time.time()
+            event_ids = []
+            for records in batches.values():
+                for record in records:
+                    try:
+                        _, datum = self._codec.decode(record.value or b"")
+                    except DecodeError:
+                        self.undecodable += 1
+                        continue
+                    event_ids.append(str(datum["event_id"]))
+            with self._lock:
+                for event_id in event_ids:
+                    self.received.setdefault(event_id, received)
+
+
 def _latency(run: BenchRun, producer: PokazyProducer, traffic: Traffic) -> LatencyFigures:
     options = run.options
     workers = run.workers[: options.workers]
     sent_submissions = sent_readings = 0
-    with VisibilityPoller(run, workers) as poller:
+    with ReplyListener(run.settings) as replies, VisibilityPoller(run, workers) as poller:
         started = time.monotonic()
         finish = started + options.latency_seconds
         while (now := time.monotonic()) < finish:
@@ -898,9 +1018,14 @@ def _latency(run: BenchRun, producer: PokazyProducer, traffic: Traffic) -> Laten
         seconds = time.monotonic() - started
         producer.flush()
         deadline = time.monotonic() + options.timeout
-        while poller.pending and time.monotonic() < deadline:
+        while (poller.pending or replies.missing(poller.published)) and (
+            time.monotonic() < deadline
+        ):
             time.sleep(POLL_INTERVAL)
-    latencies = sorted((poller.seen[e] - poller.published[e]) * 1000 for e in poller.seen)
+    latencies = _latencies_ms(poller.published, poller.seen)
+    reply_latencies = _latencies_ms(poller.published, replies.received)
+    if replies.undecodable:
+        run.say(f"[red]{replies.undecodable} replies could not be decoded[/]")
     return LatencyFigures(
         target_readings_per_s=options.latency_rate,
         achieved_readings_per_s=_rate(sent_readings, seconds),
@@ -914,7 +1039,17 @@ def _latency(run: BenchRun, producer: PokazyProducer, traffic: Traffic) -> Laten
         p99_ms=percentile(latencies, 99),
         max_ms=latencies[-1] if latencies else None,
         poll_interval_ms=POLL_INTERVAL * 1000,
+        reply_unseen=len(poller.published) - len(reply_latencies),
+        reply_p50_ms=percentile(reply_latencies, 50),
+        reply_p90_ms=percentile(reply_latencies, 90),
+        reply_p99_ms=percentile(reply_latencies, 99),
+        reply_max_ms=reply_latencies[-1] if reply_latencies else None,
     )
+
+
+def _latencies_ms(published: dict[str, float], seen: dict[str, float]) -> list[float]:
+    """Publication to sighting of each published event seen, in ms, ascending."""
+    return sorted((seen[e] - at) * 1000 for e, at in published.items() if e in seen)
 
 
 def percentile(ordered: Sequence[float], p: float) -> float | None:
@@ -1041,6 +1176,159 @@ def _known_account_submission(traffic: Traffic) -> dict[str, Any]:
         submission = traffic.submission()
         if submission["account_id"] in known:
             return {**submission, "event_id": str(uuid.uuid4())}
+
+
+# --------------------------------------------------------------------------------------------
+# Registry and period close: a pipeline of their own, so the close covers their accounts only
+# --------------------------------------------------------------------------------------------
+
+
+def _registry_and_close(run: BenchRun, traffic: Traffic) -> tuple[RegistryFigures, CloseFigures]:
+    """Phases 6 and 7 on fresh topics, database and workers (under the run's prefix and dir)."""
+    options, count = run.options, run.options.accounts_to_close
+    fresh = BenchRun(
+        run.settings.model_copy(
+            update={
+                "topic_prefix": f"{run.settings.topic_prefix}close.",
+                "clickhouse_database": f"{run.database}_close",
+                "data_dir": run.settings.data_dir / "close",
+            }
+        ),
+        options,
+        run.console,
+        broker_pid=run.broker_pid,
+        kafka_version=run.kafka_version,
+    )
+    ensure_topics(fresh.settings)
+    try:
+        workers = fresh.start_workers(options.workers)
+        _wait_until_assigned(fresh.settings, options.workers, options.timeout)
+        with PokazyProducer(fresh.settings) as producer:
+            run.say(f"phase 6: {count} registry events")
+            registry = _registry(fresh, producer, _new_meters(traffic, count), count)
+            run.say(f"phase 7: a period close of {count} accounts")
+            close = _close(fresh, producer, workers, traffic.first_period, count)
+    finally:
+        for worker in fresh.workers:
+            worker.stop()
+    return registry, close
+
+
+def _wait_until_assigned(settings: Settings, members: int, timeout: float) -> None:
+    """Block until the workers' group is stable, with its `members`, and owns every partition
+    of the input topics.
+
+    /health answers once a worker's web server is up, a second or so before faust has joined
+    the group and recovered its table: events published in that gap would be timed waiting for
+    the worker, not being applied by it.
+    """
+    wanted = set(input_end_offsets(settings))
+    admin = kafka_python_client(KafkaAdminClient, settings, client_id="pokazy-bench")
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            group = admin.describe_groups([settings.app_id]).get(settings.app_id) or {}
+            owned = {
+                KafkaTopicPartition(assigned["topic"], partition)
+                for member in group.get("members") or ()
+                for assigned in (member.get("member_assignment") or {}).get(
+                    "assigned_partitions", ()
+                )
+                for partition in assigned["partitions"]
+            }
+            joined = len(group.get("members") or ())
+            if group.get("group_state") == "Stable" and joined == members and wanted <= owned:
+                return
+            if time.monotonic() > deadline:
+                raise PokazyError(
+                    f"{settings.app_id}: {members} workers do not own every input partition "
+                    f"after {timeout:.0f}s"
+                )
+            time.sleep(0.1)
+    finally:
+        admin.close()
+
+
+def _new_meters(traffic: Traffic, count: int) -> Iterator[dict[str, Any]]:
+    """`count` MeterInstalled events shaped as the traffic's registry, on accounts of their own.
+
+    Installed in the traffic's first period, as its registry is: closing that period bills
+    each account once, for its installation month (an estimate, as no reading came).
+    """
+    for n in range(count):
+        meter = traffic.registry[n % len(traffic.registry)]
+        yield {**meter, "account_id": f"{2_000_000_000 + n:010d}", "meter_id": f"N-{n:07d}"}
+
+
+def _work_timeout(options: BenchOptions, items: int) -> float:
+    """A wait for `items` events or accounts: the run's timeout, plus time for a large run."""
+    return options.timeout + items / SLOWEST_RATE
+
+
+def _registry(
+    run: BenchRun, producer: PokazyProducer, events: Iterable[dict[str, Any]], count: int
+) -> RegistryFigures:
+    """Publish registry events into running workers; time until they are all applied.
+
+    Applied means the workers' committed offsets on the registry topic reach its end offsets
+    (`wait_until_idle`): a worker commits an event only after the account's new state is in
+    the table's changelog, so a committed event survives any crash. The workers' /metrics
+    count an event when it is judged, before that, so they would flatter the figure. The span
+    ends at a commit, so it includes up to one `commit_interval` (and a poll) of waiting.
+    """
+    started = time.time()
+    for event in events:
+        producer.publish_registry(event, wait=False)
+    producer.flush()
+    published = time.time()
+    wait_until_idle(run.settings, _work_timeout(run.options, count))
+    applied = time.time()
+    return RegistryFigures(
+        workers=run.options.workers,
+        events=count,
+        publish_seconds=published - started,
+        seconds=applied - started,
+        events_per_s=_rate(count, applied - started),
+        commit_interval_s=run.settings.commit_interval,
+    )
+
+
+def _close(
+    run: BenchRun,
+    producer: PokazyProducer,
+    workers: Sequence[WorkerProcess],
+    period: Period,
+    accounts: int,
+) -> CloseFigures:
+    """Request the close of `period` as billing does; time until each account has a row.
+
+    The polls read `billing_log`, which holds a row as soon as it is inserted: an account
+    with a row there has one in the `billing` view (FINAL only collapses a replayed twin),
+    and the log costs the worker's ClickHouse thread, which also writes the close, less.
+    """
+    db = run.database
+    billed = f"SELECT uniqExact(account_id) FROM {db}.billing_log WHERE period = '{period}'"
+    started = time.time()
+    partitions = producer.request_period_close(period, "pokazy bench")
+    deadline = time.monotonic() + _work_timeout(run.options, accounts)
+    while run.sum_over_workers(workers, billed) < accounts:
+        if time.monotonic() > deadline:
+            raise PokazyError(f"phase 7: not every account billed for {period} in time")
+        time.sleep(CLOSE_POLL_INTERVAL)
+    queryable = time.time()
+    return CloseFigures(
+        workers=run.options.workers,
+        store=run.settings.table_store,
+        period=str(period),
+        partitions=partitions,
+        accounts=accounts,
+        seconds=queryable - started,
+        accounts_per_s=_rate(accounts, queryable - started),
+        billing_rows=run.sum_over_workers(
+            workers, f"SELECT count() FROM {db}.billing WHERE period = '{period}'"
+        ),
+        poll_interval_s=CLOSE_POLL_INTERVAL,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1259,6 +1547,10 @@ def _print_report(report: BenchReport, console: Console) -> None:
         ("latency p99", ms(lat.p99_ms),
          f"p90 {ms(lat.p90_ms)}, max {ms(lat.max_ms)}, unseen {lat.unseen}, "
          f"poll every {lat.poll_interval_ms:.0f} ms"),
+        ("reply latency p50", ms(lat.reply_p50_ms),
+         "publish → its SubmissionOutcome read from the replies topic, same submissions"),
+        ("reply latency p99", ms(lat.reply_p99_ms),
+         f"p90 {ms(lat.reply_p90_ms)}, max {ms(lat.reply_max_ms)}, unseen {lat.reply_unseen}"),
         ("SDK publish", f"{p.msgs_per_s:,.0f} msgs/s",
          f"{p.submissions:,} submissions in {p.seconds:.1f}s; registry "
          f"{p.registry_msgs_per_s:,.0f} msgs/s"),
@@ -1291,6 +1583,17 @@ def _print_report(report: BenchReport, console: Console) -> None:
                 f"session timeout {r.session_timeout_s:.0f}s",
             )
         )
+    reg, close = report.registry, report.close
+    rows += [
+        ("registry events", f"{reg.events_per_s:,.0f} events/s",
+         f"{reg.events:,} MeterInstalled into {reg.workers} running worker(s): first publish → "
+         f"offsets committed in {reg.seconds:.1f}s (published in {reg.publish_seconds:.1f}s; "
+         f"commits every {reg.commit_interval_s:g}s)"),
+        ("period close", f"{close.accounts_per_s:,.0f} accounts/s",
+         f"{close.accounts:,} accounts, {close.period}: request → a billing row for each in "
+         f"{close.seconds:.1f}s ({close.billing_rows:,} lines), {close.workers} worker(s), "
+         f"store {close.store}"),
+    ]  # fmt: skip
     for row in rows:
         table.add_row(*row)
     console.print(table)
@@ -1319,7 +1622,7 @@ def _clean_up(run: BenchRun) -> None:
     if run.shared_clickhouse:
         with contextlib.suppress(PokazyError):
             clickhouse = ClickHouse(run.settings.clickhouse_dsn, run.database)
-            for name in (run.database, f"{run.database}_raw"):
+            for name in (run.database, f"{run.database}_raw", f"{run.database}_close"):
                 clickhouse.command(f"DROP DATABASE IF EXISTS {name}")
             clickhouse.close()
     shutil.rmtree(run.settings.data_dir, ignore_errors=True)

@@ -443,6 +443,10 @@ def bench(
     workers: Annotated[int, typer.Option(help="worker processes in the throughput phase")] = 1,
     latency_rate: Annotated[float, typer.Option(help="readings/s in the latency phase")] = 1000.0,
     latency_seconds: Annotated[float, typer.Option(help="length of the latency phase, s")] = 20.0,
+    close_accounts: Annotated[
+        int | None,
+        typer.Option(help="accounts registered, then closed in one period (default: --accounts)"),
+    ] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", dir_okay=False, help="also write every figure here")
     ] = None,
@@ -450,7 +454,8 @@ def bench(
         bool, typer.Option(help="only the worker's own cost per submission, in process")
     ] = False,
 ) -> None:
-    """The benchmark: throughput, latency, memory, state and restarts, against a raw baseline."""
+    """The benchmark: throughput, latency, memory, state, restarts, registry and period close,
+    against a raw baseline."""
     from streams.bench import BenchOptions, run_bench, run_core_bench
 
     options = BenchOptions(
@@ -459,6 +464,7 @@ def bench(
         workers=workers,
         latency_rate=latency_rate,
         latency_seconds=latency_seconds,
+        close_accounts=close_accounts,
     )
     if core_only:
         run_core_bench(_settings(), options, console=console, json_path=json_file)

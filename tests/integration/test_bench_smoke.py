@@ -42,7 +42,8 @@ def test_bench_reports_every_figure(broker: str, tmp_path: Path) -> None:
     report = orjson.loads(json_path.read_bytes())
     assert set(report) == {
         "started_at", "options", "machine", "publish", "throughput", "latency", "memory",
-        "state", "recovery", "baseline", "ratio_to_baseline", "core", "notes",
+        "state", "recovery", "registry", "close", "baseline", "ratio_to_baseline", "core",
+        "notes",
     }  # fmt: skip
     assert report["options"]["accounts"] == 200
 
@@ -84,6 +85,23 @@ def test_bench_reports_every_figure(broker: str, tmp_path: Path) -> None:
     assert latency["measured"] > 0 and latency["readings"] >= latency["submissions"]
     assert 0 < latency["p50_ms"] <= latency["p90_ms"] <= latency["p99_ms"] <= latency["max_ms"]
     assert _positive(latency["achieved_readings_per_s"])
+    # Every submission gets a reply, retries and unknown accounts included.
+    assert latency["reply_unseen"] == 0
+    assert 0 < latency["reply_p50_ms"] <= latency["reply_p90_ms"] <= latency["reply_p99_ms"]
+    assert latency["reply_p99_ms"] <= latency["reply_max_ms"]
+
+    registry = report["registry"]
+    assert registry["workers"] == 1 and registry["events"] == 200  # --accounts by default
+    for name in ("publish_seconds", "seconds", "events_per_s"):
+        assert _positive(registry[name]), name
+    assert registry["publish_seconds"] <= registry["seconds"]
+
+    close = report["close"]
+    assert close["accounts"] == registry["events"]  # the accounts phase 6 registered
+    assert close["partitions"] == 2 and close["store"] == "memory://"
+    assert _positive(close["seconds"]) and _positive(close["accounts_per_s"])
+    # A line per zone of each meter: one or two per account.
+    assert close["accounts"] <= close["billing_rows"] <= 2 * close["accounts"]
 
     memory = report["memory"]
     assert len(memory["peak_rss_mib"]) == 1 and all(map(_positive, memory["peak_rss_mib"]))
@@ -120,6 +138,7 @@ def test_bench_reports_every_figure(broker: str, tmp_path: Path) -> None:
 
     printed = output.getvalue()
     assert "end-to-end throughput" in printed and "ratio to the baseline" in printed
+    assert "reply latency p99" in printed and "period close" in printed
     # The run cleans up after itself: its data dir is gone.
     assert not list((tmp_path / "bench").iterdir())
 
