@@ -102,7 +102,7 @@ from streams.sample import DAY_LABELS, NIGHT_LABELS, sample_month
 from streams.settings import Settings
 from streams.sink import ClickHouseSink, Row, sender_hash
 from streams.stack import kafka_version
-from streams.topics import ensure_topics, input_end_offsets
+from streams.topics import ensure_topics, input_end_offsets, wait_until_assigned
 
 # The mix of the generated traffic, per submission (sample_month's shares).
 DUPLICATE_SHARE = 0.05  # the bot retries the same event
@@ -138,6 +138,7 @@ class BenchOptions:
     seed: int = 7
     timeout: float = 600.0  # for any one wait (plus time for the work of phases 6 and 7)
     close_accounts: int | None = None  # phases 6 and 7: accounts registered, then closed
+    profile: Path | None = None  # the first worker's pyinstrument profiles: <stem>-<start>.txt
 
     @property
     def throughput_submissions(self) -> int:
@@ -455,6 +456,9 @@ class WorkerProcess:
     settings: Settings
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    # Run under pyinstrument, its text profile written here when the worker stops (`--profile`).
+    profile: Path | None = None
+    starts: int = 0
 
     @property
     def log_path(self) -> Path:
@@ -470,8 +474,13 @@ class WorkerProcess:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.started_at = time.time()
+            command = [sys.executable, "-m", "streams", "worker"]
+            if self.profile is not None:
+                output = self.profile.with_name(f"{self.profile.stem}-{self.starts}.txt")
+                command[1:1] = ["-m", "pyinstrument", "-r", "text", "-o", str(output)]
+            self.starts += 1
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker"],
+                command,
                 env=child_env(self.settings),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -553,7 +562,9 @@ class BenchRun:
 
     def start_workers(self, count: int) -> list[WorkerProcess]:
         while len(self.workers) < count:
-            self.workers.append(WorkerProcess(self.worker_settings(len(self.workers))))
+            index = len(self.workers)
+            profile = self.options.profile if index == 0 else None
+            self.workers.append(WorkerProcess(self.worker_settings(index), profile=profile))
         started = self.workers[:count]
         for worker in started:
             worker.start()
@@ -1202,7 +1213,7 @@ def _registry_and_close(run: BenchRun, traffic: Traffic) -> tuple[RegistryFigure
     ensure_topics(fresh.settings)
     try:
         workers = fresh.start_workers(options.workers)
-        _wait_until_assigned(fresh.settings, options.workers, options.timeout)
+        wait_until_assigned(fresh.settings, options.workers, options.timeout)
         with PokazyProducer(fresh.settings) as producer:
             run.say(f"phase 6: {count} registry events")
             registry = _registry(fresh, producer, _new_meters(traffic, count), count)
@@ -1212,41 +1223,6 @@ def _registry_and_close(run: BenchRun, traffic: Traffic) -> tuple[RegistryFigure
         for worker in fresh.workers:
             worker.stop()
     return registry, close
-
-
-def _wait_until_assigned(settings: Settings, members: int, timeout: float) -> None:
-    """Block until the workers' group is stable, with its `members`, and owns every partition
-    of the input topics.
-
-    /health answers once a worker's web server is up, a second or so before faust has joined
-    the group and recovered its table: events published in that gap would be timed waiting for
-    the worker, not being applied by it.
-    """
-    wanted = set(input_end_offsets(settings))
-    admin = kafka_python_client(KafkaAdminClient, settings, client_id="pokazy-bench")
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            group = admin.describe_groups([settings.app_id]).get(settings.app_id) or {}
-            owned = {
-                KafkaTopicPartition(assigned["topic"], partition)
-                for member in group.get("members") or ()
-                for assigned in (member.get("member_assignment") or {}).get(
-                    "assigned_partitions", ()
-                )
-                for partition in assigned["partitions"]
-            }
-            joined = len(group.get("members") or ())
-            if group.get("group_state") == "Stable" and joined == members and wanted <= owned:
-                return
-            if time.monotonic() > deadline:
-                raise PokazyError(
-                    f"{settings.app_id}: {members} workers do not own every input partition "
-                    f"after {timeout:.0f}s"
-                )
-            time.sleep(0.1)
-    finally:
-        admin.close()
 
 
 def _new_meters(traffic: Traffic, count: int) -> Iterator[dict[str, Any]]:

@@ -345,10 +345,10 @@ def run_query(
 ) -> tuple[list[str], list[list[Any]]]:
     """A read-only query: through the running worker if there is one, else directly.
 
-    A worker that is starting (or restarting itself) already holds the chdb directory before its
+    A worker that is starting already holds the chdb directory before its
     web port answers; the query then waits up to `wait` seconds for one of the two to open.
     `through_worker` never opens the store here: for a long-lived caller (the benchmark, a test)
-    that watches a running worker, which must not find its directory taken when it restarts.
+    that watches a running worker, which must not find its directory taken if it restarts.
     """
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(_StoreBusy),
@@ -453,6 +453,14 @@ def bench(
     core_only: Annotated[
         bool, typer.Option(help="only the worker's own cost per submission, in process")
     ] = False,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="run the first worker under pyinstrument; its profiles go to FILE-<start>.txt "
+            "(slows it: for profiles, not figures)",
+        ),
+    ] = None,
 ) -> None:
     """The benchmark: throughput, latency, memory, state, restarts, registry and period close,
     against a raw baseline."""
@@ -465,6 +473,7 @@ def bench(
         latency_rate=latency_rate,
         latency_seconds=latency_seconds,
         close_accounts=close_accounts,
+        profile=profile,
     )
     if core_only:
         run_core_bench(_settings(), options, console=console, json_path=json_file)

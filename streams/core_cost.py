@@ -1,10 +1,12 @@
 """The worker's own cost per submission, measured in process: no Kafka, no ClickHouse, no faust.
 
-The same `Pipeline` the worker runs handles each encoded message (decode, judge, the account's
-state read and written through its byte codec, the reply encoded, the rows built); only its
-edges are in memory: the accounts table is a dict, the producer completes every send at once
-and the sink's rows are dropped when they pile up. What remains is the cost that caps a worker
-after faust's per-message path, in CPU microseconds per submission (`time.process_time`).
+The same `Pipeline` the worker runs handles the encoded messages in per-partition batches, as
+`streams.delivery` gives them (decode, judge, each account's state read and written once per
+batch through its byte codec, the replies encoded and queued, the rows built, the batch
+acknowledged after its write); only its edges are in memory: the accounts table is a dict, the
+producer completes every send at once and the sink drops the rows it is given. What remains is
+the cost that caps a worker besides Kafka and ClickHouse, in CPU microseconds per submission
+(`time.process_time`).
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from faust.types import TP
+
 from streams.codec import default_codec
 from streams.decode import METER_INSTALLED, READING_SUBMITTED
 from streams.outbox import AccountTable, Outbox
 from streams.settings import Settings
-from streams.sink import ClickHouseSink
-from streams.worker import Pipeline
+from streams.sink import Batch, ClickHouseSink
+from streams.worker import Pipeline, account_partition
 
-# Rows and sends are dropped once this many pile up, as a worker's flush would take them.
-_DROP_EVERY = 5000
+# Records per partition batch: what one fetch gives a busy worker.
+FETCH_RECORDS = 500
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,57 @@ class CoreFigures:
     registry_us_per_event: float
 
 
-class _InstantProducer:
-    """A producer whose every send is on the broker at once (offset 0)."""
+@dataclass(frozen=True, slots=True)
+class _Record:
+    key: bytes
+    value: bytes
+    offset: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
-    async def send(self, *args: Any) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    topic: str
+    partition: int
+    offset: int = 0
+
+
+class _ProduceBatch(list[tuple[bytes, bytes]]):
+    def append(self, *, key: bytes, value: bytes, timestamp: None) -> bool:  # type: ignore[override]
+        super().append((key, value))
+        return True
+
+
+class _InstantProducer:
+    """A producer whose every batch is on the broker at once (offset 0)."""
+
+    def __init__(self, partitions: int) -> None:
+        self._partitions = set(range(partitions))
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return self._partitions
+
+    def create_batch(self) -> _ProduceBatch:
+        return _ProduceBatch()
+
+    async def send_batch(
+        self, batch: _ProduceBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[_Sent]:
+        future: asyncio.Future[_Sent] = asyncio.get_running_loop().create_future()
+        future.set_result(_Sent(topic, partition))
         return future
+
+
+class _DroppingSink(ClickHouseSink):
+    """Counts the rows of every write and drops them."""
+
+    def __init__(self) -> None:
+        super().__init__(clickhouse=None)  # type: ignore[arg-type]  # never written to
+        self.readings = self.rejections = 0
+
+    async def write(self, batch: Batch) -> None:
+        self.readings += len(batch.readings)
+        self.rejections += len(batch.rejections)
 
 
 class _Store(dict[bytes, bytes]):
@@ -91,11 +139,14 @@ async def _measure(
             READING_SUBMITTED, s)))
         for s in submissions
     ]  # fmt: skip
-    outbox = Outbox(_InstantProducer())
-    sink = ClickHouseSink(clickhouse=None)  # type: ignore[arg-type]  # never written to
+    producer = _InstantProducer(settings.partitions)
+    outbox = Outbox(lambda: producer)
+    sink = _DroppingSink()
     pipeline = Pipeline(settings, sink, AccountTable(_Table(), outbox), outbox)
-    registry_cpu, _, _ = await _run(pipeline, events, settings.topic("registry"))
-    cpu, accepted, rejected = await _run(pipeline, messages, settings.topic("readings"))
+    registry_cpu = await _run(pipeline, events, settings.topic("registry"), settings.partitions)
+    sink.readings = sink.rejections = 0
+    cpu = await _run(pipeline, messages, settings.topic("readings"), settings.partitions)
+    accepted, rejected = sink.readings, sink.rejections
     readings = sum(len(s["readings"]) for s in submissions)
     return CoreFigures(
         submissions=len(messages),
@@ -111,18 +162,24 @@ async def _measure(
 
 
 async def _run(
-    pipeline: Pipeline, messages: Sequence[tuple[bytes, bytes]], topic: str
-) -> tuple[float, int, int]:
-    """CPU seconds for `messages`, and the `readings` and `rejections` rows they made."""
-    accepted = rejected = 0
+    pipeline: Pipeline, messages: Sequence[tuple[bytes, bytes]], topic: str, partitions: int
+) -> float:
+    """CPU seconds to handle `messages`, fetched in per-partition batches, and write them."""
+    by_partition: dict[int, list[_Record]] = {}
+    for key, value in messages:
+        records = by_partition.setdefault(account_partition(key, partitions), [])
+        records.append(_Record(key, value, len(records)))
+    fetches = [
+        (TP(topic, partition), records[start : start + FETCH_RECORDS])
+        for start in range(0, max(map(len, by_partition.values()), default=0), FETCH_RECORDS)
+        for partition, records in sorted(by_partition.items())
+        if start < len(records)
+    ]
     started = time.process_time()
-    for index, (key, value) in enumerate(messages):
-        await pipeline.process(key, value, topic, 0)
-        if pipeline.sink.pending_rows >= _DROP_EVERY or index == len(messages) - 1:
-            batch = pipeline.sink.take()
-            accepted, rejected = accepted + len(batch.readings), rejected + len(batch.rejections)
-            pipeline.outbox.take()
-    return time.process_time() - started, accepted, rejected
+    for tp, batch in fetches:
+        await pipeline.handle_batch(tp, batch, 0)
+    await pipeline.finish()
+    return time.process_time() - started
 
 
 def core_rows(core: CoreFigures) -> list[tuple[str, str, str]]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streams.errors import BrokerUnavailable
+from streams.errors import BrokerUnavailable, PokazyError
 from streams.kafka_security import kafka_python_client
 from streams.settings import Settings
 
@@ -68,3 +69,37 @@ def committed_offsets(settings: Settings) -> dict[TopicPartition, int]:
     finally:
         admin.close()
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+def wait_until_assigned(settings: Settings, members: int, timeout: float) -> None:
+    """Block until the workers' group is stable, with its `members`, and owns every partition
+    of the input topics.
+
+    A worker's /health answers once its web server is up, a second or so before faust has
+    joined the group and recovered its table.
+    """
+    wanted = set(input_end_offsets(settings))
+    admin = _admin(settings)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            group = admin.describe_groups([settings.app_id]).get(settings.app_id) or {}
+            owned = {
+                TopicPartition(assigned["topic"], partition)
+                for member in group.get("members") or ()
+                for assigned in (member.get("member_assignment") or {}).get(
+                    "assigned_partitions", ()
+                )
+                for partition in assigned["partitions"]
+            }
+            joined = len(group.get("members") or ())
+            if group.get("group_state") == "Stable" and joined == members and wanted <= owned:
+                return
+            if time.monotonic() > deadline:
+                raise PokazyError(
+                    f"{settings.app_id}: {members} workers do not own every input partition "
+                    f"after {timeout:.0f}s"
+                )
+            time.sleep(0.1)
+    finally:
+        admin.close()

@@ -1,43 +1,48 @@
 """The faust worker: decode → validate (domain core) → state (table) → sink (ClickHouse) + reply.
 
-One agent reads the readings and registry topics together (both keyed by account, with equal
-partition counts), one stream per partition (`concurrency=1`), so an account's events are judged
-in the order they were published, and its state lives in one table entry on the same partition.
+The readings and registry topics (both keyed by account, with equal partition counts) reach the
+pipeline one fetched partition batch at a time (`streams.delivery`), one batch at a time, so an
+account's events are judged in the order they were published, and its state lives in one table
+entry on the same partition.
 
-The delivery order, per message, and what a crash at each step costs:
+The delivery order, per batch, and what a crash at each step costs:
 
-1. decode and judge (pure, in memory) — crash: the message is read again.
-2. send the account's new state to the table's changelog and the reply to the replies topic
-   (the producer batches them; see `streams.outbox`), and keep the state in the table's store —
-   crash: the changelog may be ahead of the committed offset; on replay the account remembers
-   the submission and re-emits the *same* outcome and rows, so nothing is judged twice.
-3. add the rows to the sink buffer; the message stays unacknowledged.
-4. the sink flushes (batch full, or every `sink_flush_interval`), retrying until ClickHouse has
-   the rows; then the batch's changelog records and replies are awaited until the broker has
-   them, and only then are its messages acknowledged, in order.
+1. decode and judge each record in order (pure, in memory); each account's state is decoded
+   once and kept decoded for the rest of the batch — crash: the batch is read again.
+2. write each changed account's new state once to the table's store and queue it for the
+   changelog; send the changelog records and the replies to the producer in bulk (see
+   `streams.outbox`) — crash: the changelog may be ahead of the committed offset; on replay the
+   account remembers the submission and re-emits the *same* outcome and rows, so nothing is
+   judged twice.
+3. add the rows to the sink buffer; the batch stays unacknowledged.
+4. the sink writes (enough rows, or the oldest waited `sink_flush_interval`), retrying until
+   ClickHouse has the rows; then the changelog records and replies of the batches it carries
+   are awaited until the broker has them, and only then are those batches acknowledged, in
+   offset order.
 5. faust commits acknowledged offsets every `commit_interval`, after flushing its producer.
    A crash before the commit costs a replay, never a loss.
 
-Nothing raised while handling one message may escape the agent: faust would ack and drop it.
+Nothing raised while handling one record may escape the pipeline: it becomes an INTERNAL_ERROR
+rejection, and the partition goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
+from faust.types import TP
 from faust.web import Request, Response, View
 from kafka.partitioner.default import murmur2
 
-from streams import faust_fixes
+from streams import delivery, faust_fixes
 from streams.admission import (
     INTERNAL_ERROR,
     UNAUTHORIZED,
@@ -82,13 +87,16 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# An idle agent with records waiting for it this long was starved by faust (`watch_delivery`).
+# An idle pipeline with records on the broker this long was never given them (`watch_delivery`).
 STARVATION_AFTER = 15.0
 STARVATION_CHECK = 5.0
 
 # How long a starting worker waits for a reader (`pokazy sql` while no worker answered) to let
 # go of the embedded ClickHouse directory; a reader holds it for one query.
 STORE_BUSY_WAIT = 60.0
+
+# The producer's batch size: a batch's replies and changelog records go out in few requests.
+PRODUCE_BATCH_BYTES = 512 * 1024
 
 
 def utc_now() -> datetime:
@@ -97,114 +105,146 @@ def utc_now() -> datetime:
 
 @dataclass
 class Pipeline:
-    """What the agent does with each message; holds no business rule of its own."""
+    """What the worker does with each batch of records; holds no business rule of its own."""
 
     settings: Settings
     sink: ClickHouseSink
     accounts: AccountTable  # account id (bytes) -> encoded AccountState
-    outbox: Outbox  # the changelog records and replies of the messages not yet acknowledged
+    outbox: Outbox  # the changelog records and replies of the batches not yet acknowledged
     codec: AvroCodec = field(default_factory=default_codec)
     rules: Rules = field(default_factory=Rules)
     clock: Clock = utc_now
-    guard: faust_fixes.DeliveryGuard | None = None
+    # Acknowledges a partition up to an offset for a consumer generation (`streams.delivery`).
+    acknowledge: Callable[[TP, int, int], bool] | None = None
     # Stops the worker when a record cannot reach the broker (faust's `App.crash`).
     crash: Callable[[BaseException], Awaitable[None]] | None = None
-    _pending: list[tuple[Any, Any]] = field(default_factory=list)
+    _acks: list[tuple[TP, int, int]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _oldest_pending: float | None = None
     _writing: asyncio.Future[None] | None = None
     _last_message: float = field(default_factory=time.monotonic)
+    # The accounts the batch being judged changed: decoded state, written once at its end.
+    _changed: dict[bytes, AccountState] = field(default_factory=dict)
 
-    async def handle(self, stream: Any, event: Any) -> None:
-        """Process one message; never raises (an escaping error would drop the message)."""
+    async def handle_batch(self, tp: TP, records: Sequence[Any], generation: int) -> None:
+        """Judge a partition's fetched records in order; acknowledged once durable.
+
+        Each account's state is decoded once and written once per batch; the batch's changelog
+        records and replies go to the producer in bulk; its rows join the sink's buffer, and
+        the batch is acknowledged after the write that carries them (`_write_then_ack`).
+        """
         async with self._lock:
             self._last_message = time.monotonic()
-            if self.guard is not None:
-                self.guard.admit(event.message)
-            try:
-                message = event.message
-                replayed = is_authentic_replay(
-                    message.headers,
-                    event.value or b"",
-                    self.settings.control_key.get_secret_value().encode(),
-                )
-                await self.process(
-                    event.key, event.value, message.topic, message.partition, replayed
-                )
-            except Exception as exc:
-                # A defect, not bad input (bad input is a rejection with a reason code). The
-                # message is kept in `rejections` as INTERNAL_ERROR with its payload, to be
-                # replayed once fixed, and the stream goes on rather than stall every account
-                # on the partition.
-                log.exception("unexpected error on %s[%s]@%s", *_where(event))
-                self.sink.add(
-                    rejections=[
-                        undecodable_row(
-                            event.value or b"",
-                            f"internal error: {exc!r}",
-                            self.clock(),
-                            reason=INTERNAL_ERROR,
-                            max_payload=self.settings.max_message_bytes,
-                        )
-                    ]
-                )
-            self._pending.append((stream, event))
+            control_key = self.settings.control_key.get_secret_value().encode()
+            topic, partition = tp.topic, tp.partition
+            with self.accounts.on_partition(partition):
+                for record in records:
+                    replayed = bool(record.headers) and is_authentic_replay(
+                        record.headers, record.value or b"", control_key
+                    )
+                    await self.handle(record.key, record.value, topic, partition, replayed)
+                self._store_changed(partition)
+            await self.outbox.send_queued()
+            self._acks.append((tp, records[-1].offset + 1, generation))
             if self._oldest_pending is None:
                 self._oldest_pending = asyncio.get_running_loop().time()
-            if self.sink.pending_rows >= self.settings.sink_batch_rows:
+            if self._write_due():
                 await self._write_batch()
+
+    async def handle(
+        self,
+        key: bytes | None,
+        payload: bytes | None,
+        topic: str,
+        partition: int,
+        replayed: bool = False,
+    ) -> None:
+        """Process one record; never raises (an escaping error would stop the partition)."""
+        try:
+            await self.process(key, payload, topic, partition, replayed)
+        except Exception as exc:
+            # A defect, not bad input (bad input is a rejection with a reason code). The
+            # message is kept in `rejections` as INTERNAL_ERROR with its payload, to be
+            # replayed once fixed, and the stream goes on rather than stall every account
+            # on the partition.
+            log.exception("unexpected error on %s[%s]", topic, partition)
+            self.sink.add(
+                rejections=[
+                    undecodable_row(
+                        payload or b"",
+                        f"internal error: {exc!r}",
+                        self.clock(),
+                        reason=INTERNAL_ERROR,
+                        max_payload=self.settings.max_message_bytes,
+                    )
+                ]
+            )
 
     def idle_for(self, seconds: float) -> bool:
         """Nothing handled, pending or being written, and no message for `seconds`."""
         return (
             not self._lock.locked()
-            and not self._pending
+            and not self._acks
             and (self._writing is None or self._writing.done())
             and time.monotonic() - self._last_message >= seconds
         )
 
+    def _write_due(self) -> bool:
+        """Write when enough rows wait, or the oldest waited `sink_flush_interval`."""
+        if self.sink.pending_rows >= self.settings.sink_batch_rows:
+            return True
+        return (
+            self._oldest_pending is not None
+            and asyncio.get_running_loop().time() - self._oldest_pending
+            >= self.settings.sink_flush_interval
+        )
+
     async def flush_if_due(self) -> None:
-        """Called by a timer: write a batch that has waited `sink_flush_interval`."""
+        """Called by a timer: write what has waited `sink_flush_interval`."""
         async with self._lock:
-            loop = asyncio.get_running_loop()
-            if (
-                self._pending
-                and self._oldest_pending is not None
-                and (loop.time() - self._oldest_pending >= self.settings.sink_flush_interval)
-            ):
+            if self._acks and self._write_due():
                 await self._write_batch()
 
-    async def _write_batch(self) -> None:
-        """Hand the buffered rows and their messages to a background write, then go on.
+    async def finish(self) -> None:
+        """Write and acknowledge everything judged so far (before a rebalance or a stop)."""
+        async with self._lock:
+            if self._acks:
+                await self._write_batch()
+            if self._writing is not None:
+                await self._writing
 
-        Messages are judged while the previous batch is being inserted (chdb and the network
-        work off the event loop). At most one batch is in flight: the next one waits for it,
-        so acknowledgements stay in offset order and memory stays bounded by two batches.
+    async def _write_batch(self) -> None:
+        """Hand the buffered rows and their batches to a background write, then go on.
+
+        Records are judged while the previous write is being inserted (chdb and the network
+        work off the event loop). At most one write is in flight: the next one waits for it,
+        so acknowledgements stay in offset order and memory stays bounded by two writes.
         """
-        batch, sent = self.sink.take(), self.outbox.take()
-        events, self._pending, self._oldest_pending = self._pending, [], None
+        rows, sent = self.sink.take(), self.outbox.take()
+        acks, self._acks, self._oldest_pending = self._acks, [], None
         if self._writing is not None:
             await self._writing
-        self._writing = asyncio.ensure_future(self._write_then_ack(batch, sent, events))
+        self._writing = asyncio.ensure_future(self._write_then_ack(rows, sent, acks))
 
     async def _write_then_ack(
-        self, batch: Batch, sent: Sent, events: list[tuple[Any, Any]]
+        self, rows: Batch, sent: Sent, acks: list[tuple[TP, int, int]]
     ) -> None:
-        await self.sink.write(batch)  # retries until ClickHouse has every row
+        await self.sink.write(rows)  # retries until ClickHouse has every row
         try:
             offsets = await Outbox.settle(sent)
         except Exception as exc:
             # The producer retried for `producer_request_timeout` already. Acknowledging now
             # would let faust commit past state or replies the broker never got; stopping
-            # leaves these messages to be read again by the next worker.
+            # leaves these records to be read again by the next worker.
             log.critical("a changelog record or reply never reached Kafka; stopping: %r", exc)
             if self.crash is None:
                 raise
             await self.crash(exc)
             return
         self.accounts.persisted(offsets)
-        for stream, event in events:
-            await stream.ack(event)
+        if self.acknowledge is not None:
+            for tp, offset, generation in acks:
+                self.acknowledge(tp, offset, generation)
         self.sink.metrics.progressed()
 
     async def process(
@@ -215,7 +255,7 @@ class Pipeline:
         partition: int,
         replayed: bool = False,
     ) -> None:
-        """Judge one message and buffer what it writes; acknowledging it is the caller's."""
+        """Judge one record and buffer what it writes; sending and acking are the caller's."""
         now = self.clock()
         raw = payload or b""
         source = Source.REGISTRY if topic == self.settings.topic("registry") else Source.READINGS
@@ -249,9 +289,7 @@ class Pipeline:
             await self._submission(inbound, raw, now, replayed, partition)
         elif isinstance(inbound, MeterInstalled | MeterRemoved):
             state = self._state(inbound.account_id)
-            await self._store(
-                inbound.account_id, state, apply_registry_event(state, inbound), partition
-            )
+            self._store(inbound.account_id, state, apply_registry_event(state, inbound))
             if replayed:  # kept as INTERNAL_ERROR by an earlier pass, applied now
                 self.sink.add(rejections=retraction_rows("", inbound.account_id, (), raw, now))
         else:
@@ -263,23 +301,26 @@ class Pipeline:
         The request arrives on every partition of the readings topic; each worker closes the
         accounts whose state lives on the request's partition (a table write goes to the
         changelog partition of the current event, so only those keys may be written here).
-        Rows are flushed as they pile up; the request itself is acknowledged only after the
-        last of them is written, so a crash mid-close replays the request, which re-emits the
-        closes already made and finishes the rest.
+        Rows and states are sent as they pile up; the request itself is acknowledged only after
+        the last of them is written, so a crash mid-close replays the request, which re-emits
+        the closes already made and finishes the rest.
         """
         started = asyncio.get_running_loop().time()
         accounts = lines = 0
+        self._store_changed(partition)  # the close reads states from the table
         for key, raw in self.accounts.items():
             if account_partition(key, self.settings.partitions) != partition:
                 continue
             state = decode_state(raw)
             closed, billing = close_period(state, request.period)
-            await self._store(state.account_id, state, closed, partition)
+            if closed is not None and closed != state:
+                self.accounts.put(key, encode_state(closed), partition)
             self.sink.add(billing=billing_rows(billing, request.requested_at))
             accounts += 1
             lines += len(billing)
             self.sink.metrics.billing_lines.inc(len(billing))
             if self.sink.pending_rows >= self.settings.sink_batch_rows:
+                await self.outbox.send_queued()
                 await self.sink.flush()
         log.info(
             "closed %s on partition %d: %d accounts, %d billing lines in %.1fs (requested by %s)",
@@ -298,7 +339,7 @@ class Pipeline:
         new_state, outcome, duplicate = apply_submission(
             state, submission, now=now, rules=self.rules, replayed=replayed
         )
-        await self._store(submission.account_id, state, new_state, partition)
+        self._store(submission.account_id, state, new_state)
         hashed = sender_hash(
             self.settings.sender_hash_key.get_secret_value().encode(),
             submission.channel,
@@ -317,10 +358,11 @@ class Pipeline:
     async def _reply(self, outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> None:
         record = reply_datum(outcome, duplicate, now)
         payload = self.codec.encode(SUBMISSION_OUTCOME, record, trusted=True)
-        # Partitioned by the producer's default partitioner (murmur2 of the key), as bots expect.
-        await self.outbox.send(
-            self.settings.topic("replies"), outcome.account_id.encode(), payload, None
-        )
+        # Partitioned as the producer's default partitioner would (murmur2 of the key), as bots
+        # expect.
+        topic, key = self.settings.topic("replies"), outcome.account_id.encode()
+        partitions = await self.outbox.partitions(topic)
+        self.outbox.add(topic, account_partition(key, partitions), key, payload)
 
     async def close_due_period(self, readings: Any) -> None:
         """Request the close of the latest period whose window has ended, unless billed.
@@ -353,14 +395,22 @@ class Pipeline:
         log.info("requested the automatic close of %s", period)
 
     def _state(self, account_id: str) -> AccountState | None:
-        raw = self.accounts.get(account_id.encode())
+        key = account_id.encode()
+        changed = self._changed.get(key)
+        if changed is not None:
+            return changed
+        raw = self.accounts.get(key)
         return decode_state(raw) if raw is not None else None
 
-    async def _store(
-        self, account_id: str, old: AccountState | None, new: AccountState | None, partition: int
-    ) -> None:
-        if new is not None and new != old:
-            await self.accounts.put(account_id.encode(), encode_state(new), partition)
+    def _store(self, account_id: str, old: AccountState | None, new: AccountState | None) -> None:
+        if new is not None and new is not old and new != old:
+            self._changed[account_id.encode()] = new
+
+    def _store_changed(self, partition: int) -> None:
+        """Write each account the batch changed, once: its encoded state, to the table."""
+        for key, state in self._changed.items():
+            self.accounts.put(key, encode_state(state), partition)
+        self._changed.clear()
 
 
 def reply_datum(outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> dict[str, Any]:
@@ -409,9 +459,13 @@ def _where(event: Any) -> tuple[str, int, int]:
 
 def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faust.App:
     """The faust app, its topics, table, agent, flush timer and web views."""
+    delivery.register()
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
+        # `pokazy://` is faust's aiokafka transport delivering the input topics per batch.
+        broker=[
+            f"{delivery.SCHEME}://{host.strip()}" for host in settings.kafka_bootstrap.split(",")
+        ],
         broker_credentials=faust_credentials(settings),
         store=settings.table_store,
         datadir=str(settings.data_dir / "faust"),
@@ -420,6 +474,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
         processing_guarantee="at_least_once",
         # Changelog writes and replies go out in batches rather than a request each.
         producer_linger=0.02,
+        producer_max_batch_size=PRODUCE_BATCH_BYTES,
         broker_commit_interval=settings.commit_interval,
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=settings.kafka_session_timeout / 5,
@@ -430,6 +485,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
         autodiscover=False,
         table_standby_replicas=0,
     )
+    inputs = {settings.topic("readings"), settings.topic("registry")}
     inbox = app.topic(
         settings.topic("readings"),
         settings.topic("registry"),
@@ -455,17 +511,24 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
     sink = ClickHouseSink(store)
     faust_fixes.apply()
     # The replies topic is created by `streams.topics.ensure_topics` with the input topics.
-    outbox = Outbox(app.producer)
-    pipeline = Pipeline(settings, sink, AccountTable(table, outbox), outbox, crash=app.crash)
+    # The aiokafka producer faust starts, for `send_batch`.
+    outbox = Outbox(cast(Any, app.producer)._ensure_producer)
+    consumer = app.consumer
+    assert isinstance(consumer, delivery.BatchConsumer), "the broker URL selects the transport"
+    pipeline = Pipeline(
+        settings,
+        sink,
+        AccountTable(table, outbox),
+        outbox,
+        acknowledge=consumer.ack_through,
+        crash=app.crash,
+    )
+    # The input topics are subscribed, and reach the pipeline per partition batch, in the
+    # order they were fetched; one handler call at a time (`streams.delivery`).
+    app.topics.add(inbox)
+    consumer.route(inputs, pipeline.handle_batch, pipeline.finish)
 
-    @app.agent(inbox, concurrency=1, name="process")
-    async def process(stream: Any) -> None:
-        pipeline.guard = faust_fixes.DeliveryGuard(app.consumer)
-        manual = stream.noack()
-        async for event in manual.events():
-            await pipeline.handle(manual, event)
-
-    @app.timer(settings.sink_flush_interval)
+    @app.timer(settings.sink_flush_interval / 2)
     async def flush_sink() -> None:
         await pipeline.flush_if_due()
 
@@ -481,27 +544,23 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
             except Exception:
                 log.exception("automatic period close failed; will try again")
 
-    inputs = {settings.topic("readings"), settings.topic("registry")}
-
     @app.timer(STARVATION_CHECK)
     async def watch_delivery() -> None:
-        # faust's start-up race can drop a partition's last fetched records, with no later
-        # offset to reveal the gap: nothing is committed past them (`faust_fixes`), and a
-        # fresh process reads them again.
-        guard = pipeline.guard
-        if guard is None or app.rebalancing or app.in_recovery:
+        # Records on the broker that an idle pipeline was never given mean a delivery defect
+        # (`streams.delivery` seeks back to whatever it does not deliver): say so, loudly,
+        # and read them again.
+        if app.rebalancing or app.in_recovery or not pipeline.idle_for(STARVATION_AFTER):
             return
-        if not pipeline.idle_for(STARVATION_AFTER):
-            return
-        assigned = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
-        stuck = guard.undelivered(assigned, app.consumer.highwater)
-        if stuck:
-            tp, expected, end = stuck[0]
-            log.error(
-                "%s[%d]: offsets %d-%d were fetched but never delivered; restarting the worker",
-                tp.topic, tp.partition, expected, end - 1,
-            )  # fmt: skip
-            faust_fixes.restart_process([sys.executable, "-m", "streams", "worker"])
+        for tp in consumer.assignment():
+            expected = consumer.positions.expected(tp)
+            end = consumer.highwater(tp)
+            if tp.topic in inputs and expected is not None and end is not None and end > expected:
+                log.error(
+                    "%s[%d]: offsets %d-%d are on the broker but were never delivered; "
+                    "reading them again", tp.topic, tp.partition, expected, end - 1,
+                )  # fmt: skip
+                consumer.gaps += 1
+                await consumer.rewind(tp, expected)
 
     def observe_lag() -> None:
         committed = app.monitor.tp_committed_offsets

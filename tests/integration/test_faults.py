@@ -23,6 +23,7 @@ from streams.errors import PokazyError
 from streams.producer import PokazyProducer
 from streams.sample import sample_month
 from streams.settings import Settings
+from streams.topics import wait_until_assigned
 from tests.commands import pokazy
 from tests.integration.conftest import ROOT, TEST_BOOTSTRAP, Pipeline, Worker, free_port
 from tests.integration.expected import (
@@ -266,6 +267,9 @@ def test_a_second_worker_joining_and_leaving_moves_partitions_and_state(
     second = pipeline.worker(
         POKAZY_DATA_DIR=str(second_dir), POKAZY_WEB_PORT=str(second_settings.web_port)
     )
+    # Both own partitions before the readings come: one worker alone judges the month in
+    # about a second, and would leave the second nothing to do.
+    wait_until_assigned(pipeline.settings, 2, timeout=120)
     _publish(pipeline, month.submissions, "readings")
     # Joined: it processes the partitions it was given, with the registry state it recovered
     # from their changelog (otherwise its readings would all be UNKNOWN_ACCOUNT).
@@ -291,7 +295,7 @@ def test_a_second_worker_joining_and_leaving_moves_partitions_and_state(
 
 
 def _count(settings: Settings, database: str, table: str) -> int:
-    # Through the running worker only: it may restart itself, and must find its store free.
+    # Through the running worker only: a worker restarted must find its store free.
     _, rows = run_query(settings, f"SELECT count() FROM {database}.{table}", through_worker=True)
     return int(rows[0][0])
 

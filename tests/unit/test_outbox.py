@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import RecordMetadata, TopicPartition
+from faust.types import TP
 
 from streams.outbox import AccountTable, Outbox
 from streams.settings import Settings
@@ -17,35 +18,56 @@ from streams.worker import Pipeline
 CHANGELOG = "pokazy.worker-accounts-changelog"
 
 
-class FakeProducer:
-    """Records sends; each returns a future the test resolves (or fails) later."""
+class FakeBatch(list[tuple[bytes, bytes]]):
+    """A produce batch holding at most `room` records, as aiokafka's fills up by size."""
 
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes, int | None]] = []
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+
+    def append(self, *, key: bytes, value: bytes, timestamp: None) -> bool | None:  # type: ignore[override]
+        if len(self) >= self.room:
+            return None
+        super().append((key, value))
+        return True
+
+
+class FakeProducer:
+    """Records produce batches; each returns a future the test resolves (or fails) later."""
+
+    def __init__(self, room: int = 1000, partitions: int = 4) -> None:
+        self.room = room
+        self.batches: list[tuple[str, int, list[tuple[bytes, bytes]]]] = []
         self.futures: list[asyncio.Future[RecordMetadata]] = []
         self.offsets: dict[tuple[str, int], int] = {}
+        self.partitions = partitions
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.room)
+
+    async def send_batch(
+        self, batch: FakeBatch, topic: str, *, partition: int
     ) -> asyncio.Future[RecordMetadata]:
-        self.sent.append((topic, key, value, partition))
+        self.batches.append((topic, partition, list(batch)))
         future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
         return future
 
+    @property
+    def sent(self) -> list[tuple[str, bytes, bytes, int]]:
+        return [(t, k, v, p) for t, p, records in self.batches for k, v in records]
+
     def deliver(self, index: int) -> None:
-        topic, _key, _value, partition = self.sent[index]
-        where = (topic, partition if partition is not None else 0)
-        offset = self.offsets[where] = self.offsets.get(where, -1) + 1
+        topic, partition, records = self.batches[index]
+        where = (topic, partition)
+        first = self.offsets.get(where, -1) + 1
+        self.offsets[where] = first + len(records) - 1
         tp = TopicPartition(*where)
         self.futures[index].set_result(
-            RecordMetadata(topic, where[1], tp, offset, -1, 0, None)  # type: ignore[arg-type]
+            RecordMetadata(topic, partition, tp, first, -1, 0, None)  # type: ignore[arg-type]
         )
 
     def deliver_all(self) -> None:
@@ -76,36 +98,59 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def test_put_sends_the_bytes_to_the_changelog_partition_and_stores_them() -> None:
+def test_put_queues_the_bytes_for_the_changelog_partition_and_stores_them() -> None:
     async def scenario() -> None:
         producer, table = FakeProducer(), FakeTable()
-        accounts = AccountTable(table, Outbox(producer))
+        outbox = Outbox(lambda: producer)
+        accounts = AccountTable(table, outbox)
         assert accounts.get(b"a1") is None
-        await accounts.put(b"a1", b'{"v":1}', 3)
-        assert producer.sent == [(CHANGELOG, b"a1", b'{"v":1}', 3)]
+        accounts.put(b"a1", b'{"v":1}', 3)
         assert accounts.get(b"a1") == b'{"v":1}'
         assert list(accounts.items()) == [(b"a1", b'{"v":1}')]
+        assert producer.sent == []  # queued until the batch ends
+        await outbox.send_queued()
+        assert producer.sent == [(CHANGELOG, b"a1", b'{"v":1}', 3)]
+
+    run(scenario())
+
+
+def test_queued_records_go_out_in_produce_batches_per_partition_in_order() -> None:
+    async def scenario() -> None:
+        producer = FakeProducer(room=2)
+        outbox = Outbox(lambda: producer)
+        for key in (b"a", b"b", b"c"):
+            outbox.add(CHANGELOG, 0, key, b"v")
+        outbox.add("replies", 1, b"a", b"r")
+        await outbox.send_queued()
+        assert producer.batches == [
+            (CHANGELOG, 0, [(b"a", b"v"), (b"b", b"v")]),
+            (CHANGELOG, 0, [(b"c", b"v")]),  # the first batch was full
+            ("replies", 1, [(b"a", b"r")]),
+        ]
+        await outbox.send_queued()
+        assert len(producer.batches) == 3  # nothing queued twice
 
     run(scenario())
 
 
 def test_settle_waits_for_every_send_and_returns_the_newest_offset_per_partition() -> None:
     async def scenario() -> None:
-        producer = FakeProducer()
-        outbox = Outbox(producer)
+        producer = FakeProducer(room=2)
+        outbox = Outbox(lambda: producer)
         for key, partition in [(b"a", 0), (b"b", 1), (b"c", 0), (b"d", 0)]:
-            await outbox.send(CHANGELOG, key, b"v", partition)
-        await outbox.send("replies", b"a", b"r", None)
+            outbox.add(CHANGELOG, partition, key, b"v")
+        outbox.add("replies", 0, b"a", b"r")
+        await outbox.send_queued()  # changelog 0: [a, c] [d]; changelog 1: [b]; replies 0: [a]
         sent = outbox.take()
         assert outbox.take() == []
         settling = asyncio.ensure_future(Outbox.settle(sent))
         await asyncio.sleep(0)
         assert not settling.done()  # nothing delivered yet
-        for index in (4, 3, 2, 1):
+        for index in (3, 2, 1):
             producer.deliver(index)
         await asyncio.sleep(0)
-        assert not settling.done()  # the first send is still in flight
-        producer.deliver(0)
+        assert not settling.done()  # the first batch is still in flight
+        producer.deliver(0)  # delivered after [d]: offsets 1-2, and [d] got 0
         assert await settling == {(CHANGELOG, 0): 2, (CHANGELOG, 1): 0, ("replies", 0): 0}
 
     run(scenario())
@@ -114,9 +159,10 @@ def test_settle_waits_for_every_send_and_returns_the_newest_offset_per_partition
 def test_settle_raises_when_a_send_failed() -> None:
     async def scenario() -> None:
         producer = FakeProducer()
-        outbox = Outbox(producer)
-        await outbox.send(CHANGELOG, b"a", b"v", 0)
-        await outbox.send(CHANGELOG, b"b", b"v", 0)
+        outbox = Outbox(lambda: producer)
+        outbox.add(CHANGELOG, 0, b"a", b"v")
+        outbox.add(CHANGELOG, 1, b"b", b"v")
+        await outbox.send_queued()
         producer.deliver(0)
         producer.futures[1].set_exception(KafkaTimeoutError())
         with pytest.raises(KafkaTimeoutError):
@@ -127,7 +173,7 @@ def test_settle_raises_when_a_send_failed() -> None:
 
 def test_persisted_records_only_changelog_offsets() -> None:
     table = FakeTable()
-    accounts = AccountTable(table, Outbox(FakeProducer()))
+    accounts = AccountTable(table, Outbox(FakeProducer))
     accounts.persisted({(CHANGELOG, 0): 7, (CHANGELOG, 2): 3, ("replies", 1): 99})
     assert table.data.persisted == {0: 7, 2: 3}
 
@@ -144,48 +190,51 @@ class FakeSink:
         self.written.append(batch)
 
 
-class FakeStream:
-    def __init__(self) -> None:
-        self.acked: list[str] = []
-
-    async def ack(self, event: str) -> None:
-        self.acked.append(event)
+READINGS = TP("pokazy.readings", 1)
 
 
-def pipeline(producer: FakeProducer, table: FakeTable) -> tuple[Pipeline, FakeSink, list[Any]]:
+def pipeline(
+    producer: FakeProducer, table: FakeTable
+) -> tuple[Pipeline, FakeSink, list[Any], list[tuple[TP, int, int]]]:
     crashes: list[Any] = []
+    acked: list[tuple[TP, int, int]] = []
 
     async def crash(exc: BaseException) -> None:
         crashes.append(exc)
 
+    def acknowledge(tp: TP, offset: int, generation: int) -> bool:
+        acked.append((tp, offset, generation))
+        return True
+
     sink = FakeSink()
-    outbox = Outbox(producer)
+    outbox = Outbox(lambda: producer)
     built = Pipeline(
         Settings(),
         sink,  # type: ignore[arg-type]
         AccountTable(table, outbox),
         outbox,
+        acknowledge=acknowledge,
         crash=crash,
     )
-    return built, sink, crashes
+    return built, sink, crashes, acked
 
 
-def test_messages_are_acknowledged_only_once_their_records_are_on_the_broker() -> None:
+def test_batches_are_acknowledged_only_once_their_records_are_on_the_broker() -> None:
     async def scenario() -> None:
         producer, table = FakeProducer(), FakeTable()
-        built, sink, crashes = pipeline(producer, table)
-        stream = FakeStream()
-        await built.accounts.put(b"a", b"v", 1)
+        built, sink, crashes, acked = pipeline(producer, table)
+        built.accounts.put(b"a", b"v", 1)
+        await built.outbox.send_queued()
         empty = Batch([], [], [])
         writing = asyncio.ensure_future(
-            built._write_then_ack(empty, built.outbox.take(), [(stream, "m1")])
+            built._write_then_ack(empty, built.outbox.take(), [(READINGS, 8, 3)])
         )
         await asyncio.sleep(0.01)
         assert sink.written == [empty]
-        assert stream.acked == []  # rows written, changelog record still in flight
+        assert acked == []  # rows written, changelog record still in flight
         producer.deliver_all()
         await writing
-        assert stream.acked == ["m1"]
+        assert acked == [(READINGS, 8, 3)]
         assert table.data.persisted == {1: 0}
         assert crashes == []
 
@@ -195,12 +244,12 @@ def test_messages_are_acknowledged_only_once_their_records_are_on_the_broker() -
 def test_a_record_that_never_reaches_the_broker_stops_the_worker_unacknowledged() -> None:
     async def scenario() -> None:
         producer, table = FakeProducer(), FakeTable()
-        built, _sink, crashes = pipeline(producer, table)
-        stream = FakeStream()
-        await built.accounts.put(b"a", b"v", 0)
+        built, _sink, crashes, acked = pipeline(producer, table)
+        built.accounts.put(b"a", b"v", 0)
+        await built.outbox.send_queued()
         producer.futures[0].set_exception(KafkaTimeoutError())
-        await built._write_then_ack(Batch([], [], []), built.outbox.take(), [(stream, "m1")])
-        assert stream.acked == []
+        await built._write_then_ack(Batch([], [], []), built.outbox.take(), [(READINGS, 1, 1)])
+        assert acked == []
         assert table.data.persisted == {}
         assert [type(c) for c in crashes] == [KafkaTimeoutError]
 
@@ -208,23 +257,36 @@ def test_a_record_that_never_reaches_the_broker_stops_the_worker_unacknowledged(
 
 
 def test_the_pipeline_is_idle_only_with_nothing_pending_or_being_written() -> None:
-    """What the starvation watch asks before it may restart a worker (`watch_delivery`)."""
+    """What the delivery watch asks before it looks for records never delivered."""
 
     async def scenario() -> None:
         producer, table = FakeProducer(), FakeTable()
-        built, _sink, _crashes = pipeline(producer, table)
+        built, _sink, _crashes, _acked = pipeline(producer, table)
         assert built.idle_for(0)
         assert not built.idle_for(3600)  # nothing has been quiet that long since it started
-        await built.accounts.put(b"a", b"v", 0)
+        built.accounts.put(b"a", b"v", 0)
+        await built.outbox.send_queued()
         built._writing = asyncio.ensure_future(
-            built._write_then_ack(Batch([], [], []), built.outbox.take(), [(FakeStream(), "m")])
+            built._write_then_ack(Batch([], [], []), built.outbox.take(), [(READINGS, 1, 1)])
         )
         await asyncio.sleep(0.01)
         assert not built.idle_for(0)  # a write waits for the broker
         producer.deliver_all()
         await built._writing
         assert built.idle_for(0)
-        built._pending.append((FakeStream(), "m2"))
-        assert not built.idle_for(0)  # a message waits for its batch
+        built._acks.append((READINGS, 2, 1))
+        assert not built.idle_for(0)  # a batch waits for its write
 
     run(scenario())
+
+
+def test_a_batch_names_its_partition_as_the_event_faust_stores_read_it_from() -> None:
+    """`rocksdb://` writes a key into the database of the current event's partition."""
+    from faust.streams import current_event
+
+    accounts = AccountTable(FakeTable(), Outbox(FakeProducer))
+    assert current_event() is None
+    with accounts.on_partition(3):
+        event = current_event()
+        assert event is not None and event.message.partition == 3
+    assert current_event() is None
