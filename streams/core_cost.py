@@ -24,7 +24,7 @@ from streams.decode import METER_INSTALLED, READING_SUBMITTED
 from streams.outbox import AccountTable, Outbox
 from streams.settings import Settings
 from streams.sink import Batch, ClickHouseSink
-from streams.worker import Pipeline, account_partition
+from streams.worker import Pipeline, account_partition, throughput_gc
 
 # Records per partition batch: what one fetch gives a busy worker.
 FETCH_RECORDS = 500
@@ -120,7 +120,8 @@ def measure_core(
     submissions: Sequence[dict[str, Any]],
 ) -> CoreFigures:
     """Load the registry, then time every submission through the worker's `Pipeline`."""
-    return asyncio.run(_measure(settings, registry, submissions))
+    with throughput_gc():  # as the worker runs
+        return asyncio.run(_measure(settings, registry, submissions))
 
 
 async def _measure(

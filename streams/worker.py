@@ -29,9 +29,11 @@ rejection, and the partition goes on.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -94,6 +96,9 @@ STARVATION_CHECK = 5.0
 # How long a starting worker waits for a reader (`pokazy sql` while no worker answered) to let
 # go of the embedded ClickHouse directory; a reader holds it for one query.
 STORE_BUSY_WAIT = 60.0
+
+# Allocations between two young-generation collections (`throughput_gc`; Python's is 700).
+GC_YOUNG = 50_000
 
 # The producer's batch size: a batch's replies and changelog records go out in few requests.
 PRODUCE_BATCH_BYTES = 512 * 1024
@@ -619,7 +624,32 @@ def run_worker(settings: Settings) -> None:
     # Also the login check: a refused password ends the worker here with a one-line error,
     # before faust would retry it into a bootstrap failure.
     ensure_topics(settings)
-    quiet_worker(create_app(settings), settings.log_level).execute_from_commandline()
+    app = create_app(settings)
+    with throughput_gc():
+        quiet_worker(app, settings.log_level).execute_from_commandline()
+
+
+@contextmanager
+def throughput_gc() -> Iterator[None]:
+    """The garbage collector tuned for judging batches, restored on the way out.
+
+    Judging allocates many short-lived objects and no cycles worth chasing (frozen dataclasses,
+    freed by reference counting), so at Python's default threshold a collection runs every 700
+    allocations and walks the young objects of a whole batch for nothing; and every full
+    collection walks the imported modules and faust's long-lived services. Collections run
+    every `GC_YOUNG` allocations instead, and what exists at start-up is frozen out of them.
+    Measured in process (`pokazy bench --core-only`, three alternating runs): 136 → 109 µs per
+    submission.
+    """
+    before = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def quiet_worker(app: faust.App, log_level: str) -> faust.Worker:
