@@ -21,10 +21,10 @@ from faust.types import TP
 
 from streams.codec import default_codec
 from streams.decode import METER_INSTALLED, READING_SUBMITTED
-from streams.outbox import AccountTable, Outbox
+from streams.outbox import AccountTable, Outbox, account_partition
 from streams.settings import Settings
 from streams.sink import Batch, ClickHouseSink
-from streams.worker import Pipeline, account_partition, throughput_gc
+from streams.worker import Pipeline, throughput_gc
 
 # Records per partition batch: what one fetch gives a busy worker.
 FETCH_RECORDS = 500

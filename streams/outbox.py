@@ -32,6 +32,7 @@ from typing import Any
 import faust.streams as faust_streams
 from aiokafka.structs import RecordMetadata
 from faust.types import TP
+from kafka.partitioner.default import murmur2
 
 # A produce batch's future and how many records it holds.
 Sent = list[tuple[Awaitable[RecordMetadata], int]]
@@ -102,6 +103,11 @@ class Outbox:
         return newest
 
 
+def account_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as the SDK uses) gives a key."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
 class _PartitionEvent:
     """What faust's stores ask of the current event: the partition of its message."""
 
@@ -143,6 +149,24 @@ class AccountTable:
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         return iter(list(self.table.data.items()))
+
+    def items_on(self, partition: int, partitions: int) -> Iterator[tuple[bytes, bytes]]:
+        """The accounts whose state lives on `partition` (their key hashes to it).
+
+        `rocksdb://` keeps one database per partition (faust's `_db_for_partition`): only that
+        one is read, not every account of every partition. Other stores are one mapping,
+        filtered by the partitioner. States written meanwhile (a close writes every account it
+        reads) do not disturb the iteration: a RocksDB iterator reads a snapshot, and the
+        mapping is copied first.
+        """
+        store = self.table.data
+        read_partition = getattr(store, "_visible_items", None)
+        if read_partition is not None:
+            yield from read_partition(store._db_for_partition(partition))
+            return
+        for key, value in list(store.items()):
+            if account_partition(key, partitions) == partition:
+                yield key, value
 
     def put(self, key: bytes, value: bytes, partition: int) -> None:
         """Store `value` under `key`: queued for the changelog, and in the store.

@@ -42,7 +42,6 @@ import faust
 import orjson
 from faust.types import TP
 from faust.web import Request, Response, View
-from kafka.partitioner.default import murmur2
 
 from streams import delivery, faust_fixes
 from streams.admission import (
@@ -72,7 +71,7 @@ from streams.domain.validation import apply_registry_event, apply_submission
 from streams.errors import PokazyError
 from streams.kafka_security import faust_credentials
 from streams.metrics import CONTENT_TYPE
-from streams.outbox import AccountTable, Outbox, Sent
+from streams.outbox import AccountTable, Outbox, Sent, account_partition
 from streams.settings import Settings
 from streams.sink import (
     Batch,
@@ -313,9 +312,7 @@ class Pipeline:
         started = asyncio.get_running_loop().time()
         accounts = lines = 0
         self._store_changed(partition)  # the close reads states from the table
-        for key, raw in self.accounts.items():
-            if account_partition(key, self.settings.partitions) != partition:
-                continue
+        for key, raw in self.accounts.items_on(partition, self.settings.partitions):
             state = decode_state(raw)
             closed, billing = close_period(state, request.period)
             if closed is not None and closed != state:
@@ -450,11 +447,6 @@ def reply_datum(outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> d
         "message_en": summary_en,
         "processed_at": now,
     }
-
-
-def account_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2, as the SDK uses) gives a key."""
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 def _where(event: Any) -> tuple[str, int, int]:

@@ -23,12 +23,12 @@ from streams.decode import (
     PeriodCloseRequested,
 )
 from streams.domain.calendar import Period
-from streams.outbox import AccountTable, Outbox
+from streams.outbox import AccountTable, Outbox, account_partition
 from streams.sample import sample_month
 from streams.settings import Settings
 from streams.sink import Batch
 from streams.state import decode_state
-from streams.worker import Pipeline, account_partition
+from streams.worker import Pipeline
 from tests.unit.test_outbox import CHANGELOG, FakeProducer, FakeTable
 
 NOW = datetime(2023, 6, 2, 9, 0, tzinfo=UTC)

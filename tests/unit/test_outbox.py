@@ -290,3 +290,38 @@ def test_a_batch_names_its_partition_as_the_event_faust_stores_read_it_from() ->
         event = current_event()
         assert event is not None and event.message.partition == 3
     assert current_event() is None
+
+
+def test_a_partitions_accounts_are_those_whose_key_hashes_to_it() -> None:
+    from streams.outbox import account_partition
+
+    table = FakeTable()
+    accounts = AccountTable(table, Outbox(FakeProducer))
+    keys = [f"{1_000_000_000 + n}".encode() for n in range(40)]
+    for key in keys:
+        table.data[key] = b"v"
+    for partition in range(4):
+        on = dict(accounts.items_on(partition, 4))
+        assert set(on) == {k for k in keys if account_partition(k, 4) == partition}
+
+
+class PartitionedStore(FakeStore):
+    """A `rocksdb://` store as faust keeps it: one database per partition."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dbs: dict[int, dict[bytes, bytes]] = {0: {b"a": b"1"}, 1: {b"b": b"2", b"c": b"3"}}
+
+    def _db_for_partition(self, partition: int) -> dict[bytes, bytes]:
+        return self.dbs[partition]
+
+    def _visible_items(self, db: dict[bytes, bytes]) -> Any:
+        return iter(db.items())
+
+
+def test_on_rocksdb_only_the_partitions_own_database_is_read() -> None:
+    table = FakeTable()
+    table.data = PartitionedStore()
+    accounts = AccountTable(table, Outbox(FakeProducer))
+    assert dict(accounts.items_on(1, 4)) == {b"b": b"2", b"c": b"3"}
+    assert dict(accounts.items_on(0, 4)) == {b"a": b"1"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from streams.domain.model import (
 )
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.domain.zones import SINGLE_ZONE, THREE_ZONE, TWO_ZONE, ZONE_SETS, Zone
-from streams.state import V2, decode_state, encode_state
+from streams.state import COMPRESS_ABOVE, V2, V3, decode_state, encode_state
 
 ACCOUNT = "0123456789"
 NOW = datetime(2023, 7, 13, tzinfo=UTC)
@@ -506,3 +507,20 @@ def test_a_kept_readings_instant_round_trips_to_the_millisecond(at: str) -> None
     )
     back = decode_state(encode_state(state))
     assert back.zone_ledger(TWO.meter_id, Zone.DAY).in_window[0][1].submitted_at == submitted_at
+
+
+def test_a_small_state_is_kept_uncompressed_and_a_large_one_compressed() -> None:
+    small = replace(lived_state(), recent=lived_state().recent[:1], ledgers={})
+    raw = encode_state(small)
+    assert raw[:1] == V3 and len(raw) <= COMPRESS_ABOVE + 1
+    assert decode_state(raw) == small
+    large = encode_state(lived_state())
+    assert large[:1] == V2 and decode_state(large) == lived_state()
+
+
+def test_v3_fields_a_newer_version_adds_are_ignored() -> None:
+    state = replace(lived_state(), recent=lived_state().recent[:1], ledgers={})
+    newer = msgspec.msgpack.decode(encode_state(state)[1:])
+    newer["added_later"] = [1, 2]
+    newer["recent"][0]["readings"][0]["added_later"] = "y"
+    assert decode_state(V3 + msgspec.msgpack.encode(newer)) == state
