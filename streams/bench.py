@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib.metadata
 import math
 import os
@@ -270,6 +271,8 @@ class CloseFigures:
     accounts_per_s: float
     billing_rows: int  # lines in the `billing` view for the period (a two-zone meter has two)
     poll_interval_s: float
+    peak_rss_mib: list[float]  # per worker, after registering and closing `accounts`
+    rss_bytes_per_account: float  # the workers' peak RSS summed, per account
 
 
 @dataclass(frozen=True)
@@ -1197,6 +1200,9 @@ def _known_account_submission(traffic: Traffic) -> dict[str, Any]:
 def _registry_and_close(run: BenchRun, traffic: Traffic) -> tuple[RegistryFigures, CloseFigures]:
     """Phases 6 and 7 on fresh topics, database and workers (under the run's prefix and dir)."""
     options, count = run.options, run.options.accounts_to_close
+    if options.profile is not None:  # its own files, not the first run's
+        stem = options.profile.with_name(f"{options.profile.stem}-close{options.profile.suffix}")
+        options = dataclasses.replace(options, profile=stem)
     fresh = BenchRun(
         run.settings.model_copy(
             update={
@@ -1294,6 +1300,7 @@ def _close(
             raise PokazyError(f"phase 7: not every account billed for {period} in time")
         time.sleep(CLOSE_POLL_INTERVAL)
     queryable = time.time()
+    peak = [round(peak_rss_mib(w.pid), 1) for w in workers]
     return CloseFigures(
         workers=run.options.workers,
         store=run.settings.table_store,
@@ -1306,6 +1313,8 @@ def _close(
             workers, f"SELECT count() FROM {db}.billing WHERE period = '{period}'"
         ),
         poll_interval_s=CLOSE_POLL_INTERVAL,
+        peak_rss_mib=peak,
+        rss_bytes_per_account=round(sum(peak) * 2**20 / max(1, accounts), 1),
     )
 
 
@@ -1570,7 +1579,8 @@ def _print_report(report: BenchReport, console: Console) -> None:
         ("period close", f"{close.accounts_per_s:,.0f} accounts/s",
          f"{close.accounts:,} accounts, {close.period}: request → a billing row for each in "
          f"{close.seconds:.1f}s ({close.billing_rows:,} lines), {close.workers} worker(s), "
-         f"store {close.store}"),
+         f"store {close.store}; peak RSS {close.rss_bytes_per_account:,.0f} B/account "
+         f"({sum(close.peak_rss_mib):,.0f} MiB)"),
     ]  # fmt: skip
     for row in rows:
         table.add_row(*row)
