@@ -238,7 +238,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 return
             raise
         except Exception as exc:
+            # A batch that cannot be handled (the producer gave up, a store refused a write):
+            # left here, faust would keep the worker up with its fetcher dead. Stopping it
+            # leaves the batch unacknowledged for the next worker (or this one, restarted).
             log.exception("Drain messages raised: %r", exc)
+            await self.app.crash(exc)
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)

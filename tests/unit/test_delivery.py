@@ -58,6 +58,7 @@ class Harness:
     seeks_to_committed: int = 0
     commits: int = 0
     on_batch: Any = None  # called after each delivered batch, e.g. to change the generation
+    crashes: list[BaseException] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         c = object.__new__(BatchConsumer)
@@ -74,6 +75,7 @@ class Harness:
         c._stopped = asyncio.Event()
         c._crashed = asyncio.Event()
         c.app = SimpleNamespace(
+            crash=self._crash,
             consumer_generation_id=1,
             rebalancing=False,
             should_stop=False,
@@ -109,6 +111,9 @@ class Harness:
         self.delivered.append((tp, [r.offset for r in batch], generation))
         if self.on_batch is not None:
             self.on_batch(self.consumer)
+
+    async def _crash(self, exc: BaseException) -> None:
+        self.crashes.append(exc)
 
     async def _callback(self, message: tuple[TP, int]) -> None:
         self.each.append(message)
@@ -186,6 +191,21 @@ def test_records_delivered_already_are_not_delivered_twice() -> None:
     harness.consumer.positions.reset({READINGS: 0})
     harness.drain()
     assert harness.delivered == [(READINGS, [0, 1, 2], 1), (READINGS, [3], 1)]
+
+
+def test_a_batch_that_cannot_be_handled_stops_the_worker_unacknowledged() -> None:
+    """faust would leave the worker running with its fetcher dead."""
+
+    def fails(consumer: BatchConsumer) -> None:
+        raise RuntimeError("the producer gave up")
+
+    harness = Harness([({READINGS: records(READINGS, 0, 1)}, None)])
+    harness.on_batch = fails
+    harness.consumer.positions.reset({READINGS: 0})
+    with pytest.raises(RuntimeError):
+        harness.drain()
+    assert [str(e) for e in harness.crashes] == ["the producer gave up"]
+    assert harness.consumer._new_offset(READINGS) is None
 
 
 # 3. flow control and generations ----------------------------------------------------------------
