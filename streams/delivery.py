@@ -20,7 +20,9 @@ registry). What faust does per message, and how each duty is kept here:
    offset, loudly (`gaps`). A batch that starts below it is trimmed to what was not delivered
    yet. A batch fetched for a partition paused meanwhile is sought back to at once; one
    fetched while a rebalance runs is dropped, as the rebalance ends with a seek to the
-   committed offsets (and the check above stands behind that seek).
+   committed offsets (and the check above stands behind that seek). Records deleted by
+   retention before they were read cannot be sought back to: that is logged, and delivery
+   goes on from the log start.
 2. **Acks and the commit.** The handler acknowledges a partition up to an offset
    (`ack_through`) once everything its records wrote is durable, in offset order. That watermark
    is what `_new_offset` gives faust's commit, which runs on its own timer
@@ -31,8 +33,8 @@ registry). What faust does per message, and how each duty is kept here:
    dropped: the partition's next owner reads those records again.
 4. **Revocation.** Before partitions are revoked (and before the consumer stops), the in-flight
    work is finished (`before_revoke`: rows written, records settled, batches acknowledged) and
-   committed, within a bound; past it the work is abandoned unacknowledged, and by rule 3 it can
-   no longer be acknowledged.
+   committed, within a bound; past it the worker stops, its work unacknowledged, rather than
+   write on for partitions that are another worker's by then.
 5. **`current_event` for table writes.** faust's stores take a key's partition from the event
    being processed; `rocksdb://` writes into that partition's database. The pipeline writes
    the account table through `streams.outbox.AccountTable`, which names the batch's partition
@@ -162,25 +164,39 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._marks = {tp: mark for tp, mark in self._marks.items() if tp in routed}
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        await self._finish_in_flight("rebalance")
-        self.positions.forget(revoked)
-        for tp in revoked:
-            self._marks.pop(tp, None)
-        await super().on_partitions_revoked(revoked)
+        try:
+            await self._finish_in_flight("rebalance")
+        finally:
+            self.positions.forget(revoked)
+            for tp in revoked:
+                self._marks.pop(tp, None)
+            await super().on_partitions_revoked(revoked)
 
     async def on_stop(self) -> None:
-        await self._finish_in_flight("stop")
-        await super().on_stop()
+        try:
+            await self._finish_in_flight("stop")
+        finally:
+            await super().on_stop()
 
     async def _finish_in_flight(self, why: str) -> None:
+        """Finish, acknowledge and commit the work in flight; past the bound, stop the worker.
+
+        Work that cannot finish (ClickHouse down, the producer stuck) would go on writing
+        states and replies for partitions that are someone else's by then, so it is not left
+        running: the worker stops, and the partitions' next owners read those records again.
+        """
         if self.before_revoke is None:
             return
         try:
             await asyncio.wait_for(self.before_revoke(), timeout=FINISH_BOUND)
-        except TimeoutError:
-            log.warning("%s: in-flight batches abandoned after %.0fs", why, FINISH_BOUND)
+        except TimeoutError as exc:
+            log.critical("%s: in-flight batches did not finish in %.0fs; stopping", why,
+                         FINISH_BOUND)  # fmt: skip
+            await self.app.crash(exc)
             return
-        await self.commit()
+        # A commit already running (faust's timer) may predate these acknowledgements.
+        await self.maybe_wait_for_commit_to_finish()
+        await self.force_commit()
 
     # the drain loop ----------------------------------------------------------------------------
 
@@ -197,8 +213,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     continue
                 if not self.flow_active:
                     # As faust's getmany: a fetch that returns while the flow is stopped is
-                    # dropped, and every partition goes back to its committed offset.
-                    await self.perform_seek()
+                    # dropped, and every partition goes back to its committed offset. The
+                    # positions stay: what was delivered is still in flight, and a rebalance
+                    # resets them when it seeks (`perform_seek`).
+                    try:
+                        await super().perform_seek()
+                    except Exception as exc:
+                        log.warning("seek to the committed offsets failed: %r", exc)
                     continue
                 generation = self.app.consumer_generation_id
                 for tp, batch in records.items():
@@ -249,6 +270,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def _deliver_batch(self, tp: TP, batch: Sequence[Any], generation: int) -> None:
         records, back_to = self.positions.admit(tp, batch)
+        if back_to is not None and not await self._still_on_the_log(tp, back_to):
+            records, back_to = self.positions.admit(tp, batch)
         if back_to is not None:
             self.gaps += 1
             log.error(
@@ -261,7 +284,24 @@ class BatchConsumer(faust_aiokafka.Consumer):
             return
         assert self.batch_handler is not None
         await self.batch_handler(tp, records, generation)  # 6. the next fetch waits for it
-        self.positions.delivered(tp, records[-1].offset)
+        if self.app.consumer_generation_id == generation:  # else the rebalance reset them
+            self.positions.delivered(tp, records[-1].offset)
+
+    async def _still_on_the_log(self, tp: TP, offset: int) -> bool:
+        """Whether `offset` can still be read; if retention deleted it, say so and move on.
+
+        A worker that fell behind the topic's retention cannot read what was deleted: seeking
+        back to it would reset to the log start again, forever.
+        """
+        start = (await self.earliest_offsets(tp)).get(tp)
+        if start is None or offset >= start:
+            return True
+        log.critical(
+            "%s[%d]: offsets %d-%d were deleted by retention before they were read",
+            tp.topic, tp.partition, offset, start - 1,
+        )  # fmt: skip
+        self.positions.delivered(tp, start - 1)
+        return False
 
     async def _deliver_each(self, tp: TP, batch: Sequence[Any]) -> None:
         """faust's own per-message delivery, for every topic not routed here."""

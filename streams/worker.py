@@ -1,9 +1,9 @@
 """The faust worker: decode → validate (domain core) → state (table) → sink (ClickHouse) + reply.
 
 The readings and registry topics (both keyed by account, with equal partition counts) reach the
-pipeline one fetched partition batch at a time (`streams.delivery`), one batch at a time, so an
-account's events are judged in the order they were published, and its state lives in one table
-entry on the same partition.
+pipeline one fetched partition batch at a time (`streams.delivery`), so an account's events are
+judged in the order they were published, and its state lives in one table entry on the same
+partition.
 
 The delivery order, per batch, and what a crash at each step costs:
 
@@ -22,8 +22,9 @@ The delivery order, per batch, and what a crash at each step costs:
 5. faust commits acknowledged offsets every `commit_interval`, after flushing its producer.
    A crash before the commit costs a replay, never a loss.
 
-Nothing raised while handling one record may escape the pipeline: it becomes an INTERNAL_ERROR
-rejection, and the partition goes on.
+Nothing raised while judging one record escapes the pipeline: it becomes an INTERNAL_ERROR
+rejection, and the partition goes on. A failure to produce (the broker never took a batch's
+records) stops the worker instead, with the batch unacknowledged.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any, cast
 
 import faust
 import orjson
+from aiokafka.errors import KafkaError
 from faust.types import TP
 from faust.web import Request, Response, View
 
@@ -129,6 +131,8 @@ class Pipeline:
     _last_message: float = field(default_factory=time.monotonic)
     # The accounts the batch being judged changed: decoded state, written once at its end.
     _changed: dict[bytes, AccountState] = field(default_factory=dict)
+    # Set when a write's records never reached Kafka: nothing after it may be acknowledged.
+    _failed: BaseException | None = None
 
     async def handle_batch(self, tp: TP, records: Sequence[Any], generation: int) -> None:
         """Judge a partition's fetched records in order; acknowledged once durable.
@@ -138,9 +142,13 @@ class Pipeline:
         the batch is acknowledged after the write that carries them (`_write_then_ack`).
         """
         async with self._lock:
+            if self._failed is not None:
+                raise PokazyError("an earlier write never reached Kafka") from self._failed
             self._last_message = time.monotonic()
             control_key = self.settings.control_key.get_secret_value().encode()
             topic, partition = tp.topic, tp.partition
+            # A batch cancelled half-way (the worker stopping) stored none of these: drop them.
+            self._changed.clear()
             with self.accounts.on_partition(partition):
                 for record in records:
                     replayed = bool(record.headers) and is_authentic_replay(
@@ -163,9 +171,15 @@ class Pipeline:
         partition: int,
         replayed: bool = False,
     ) -> None:
-        """Process one record; never raises (an escaping error would stop the partition)."""
+        """Process one record; only a failure to produce escapes (and stops the worker).
+
+        Anything else raised is a defect judging this record: it becomes an INTERNAL_ERROR
+        rejection, and the partition goes on.
+        """
         try:
             await self.process(key, payload, topic, partition, replayed)
+        except KafkaError:
+            raise  # records this batch queued were lost: it must not be acknowledged
         except Exception as exc:
             # A defect, not bad input (bad input is a rejection with a reason code). The
             # message is kept in `rejections` as INTERNAL_ERROR with its payload, to be
@@ -212,10 +226,16 @@ class Pipeline:
     async def finish(self) -> None:
         """Write and acknowledge everything judged so far (before a rebalance or a stop)."""
         async with self._lock:
+            await self.outbox.send_queued()  # what a batch cancelled at a stop left queued
             if self._acks:
                 await self._write_batch()
-            if self._writing is not None:
-                await self._writing
+            await self._written()
+
+    async def _written(self) -> None:
+        """Wait for the write in flight, if any. Shielded: whoever waits may be cancelled (a
+        bounded finish, a stopping fetcher); the write itself goes on and acknowledges."""
+        if self._writing is not None:
+            await asyncio.shield(self._writing)
 
     async def _write_batch(self) -> None:
         """Hand the buffered rows and their batches to a background write, then go on.
@@ -226,8 +246,7 @@ class Pipeline:
         """
         rows, sent = self.sink.take(), self.outbox.take()
         acks, self._acks, self._oldest_pending = self._acks, [], None
-        if self._writing is not None:
-            await self._writing
+        await self._written()
         self._writing = asyncio.ensure_future(self._write_then_ack(rows, sent, acks))
 
     async def _write_then_ack(
@@ -241,12 +260,13 @@ class Pipeline:
             # would let faust commit past state or replies the broker never got; stopping
             # leaves these records to be read again by the next worker.
             log.critical("a changelog record or reply never reached Kafka; stopping: %r", exc)
+            self._failed = exc  # a later write must not acknowledge past these records
             if self.crash is None:
                 raise
             await self.crash(exc)
             return
         self.accounts.persisted(offsets)
-        if self.acknowledge is not None:
+        if self.acknowledge is not None and self._failed is None:
             for tp, offset, generation in acks:
                 self.acknowledge(tp, offset, generation)
         self.sink.metrics.progressed()
@@ -323,6 +343,7 @@ class Pipeline:
             self.sink.metrics.billing_lines.inc(len(billing))
             if self.sink.pending_rows >= self.settings.sink_batch_rows:
                 await self.outbox.send_queued()
+                await self._written()  # one write at a time: rows land in offset order
                 await self.sink.flush()
         log.info(
             "closed %s on partition %d: %d accounts, %d billing lines in %.1fs (requested by %s)",
@@ -447,11 +468,6 @@ def reply_datum(outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> d
         "message_en": summary_en,
         "processed_at": now,
     }
-
-
-def _where(event: Any) -> tuple[str, int, int]:
-    message = event.message
-    return message.topic, message.partition, message.offset
 
 
 def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faust.App:
@@ -629,7 +645,8 @@ def throughput_gc() -> Iterator[None]:
     freed by reference counting), so at Python's default threshold a collection runs every 700
     allocations and walks the young objects of a whole batch for nothing; and every full
     collection walks the imported modules and faust's long-lived services. Collections run
-    every `GC_YOUNG` allocations instead, and what exists at start-up is frozen out of them.
+    every `GC_YOUNG` allocations instead, and what exists when the worker starts (the modules,
+    the app) is frozen out of them.
     Measured in process (`pokazy bench --core-only`, three alternating runs): 136 → 109 µs per
     submission.
     """

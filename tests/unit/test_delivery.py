@@ -59,6 +59,7 @@ class Harness:
     commits: int = 0
     on_batch: Any = None  # called after each delivered batch, e.g. to change the generation
     crashes: list[BaseException] = field(default_factory=list)
+    log_start: dict[TP, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         c = object.__new__(BatchConsumer)
@@ -90,8 +91,10 @@ class Harness:
         c.seek_wait = self._seek_wait
         c.assignment = lambda: {READINGS, REGISTRY, CHANGELOG}
         c.highwater = lambda tp: 1000
-        c.perform_seek = self._perform_seek
-        c.commit = self._commit
+        c.seek_to_committed = self._seek_to_committed
+        c.earliest_offsets = self._earliest_offsets
+        c.commit = c.force_commit = self._commit
+        c.maybe_wait_for_commit_to_finish = self._no_commit_running
         c.callback = self._callback
         c._to_message = lambda tp, record: (tp, record.offset)
         c.wait_first = self._wait_first
@@ -129,8 +132,15 @@ class Harness:
     async def _seek_wait(self, partitions: dict[TP, int]) -> None:
         self.seeks.extend(partitions.items())
 
-    async def _perform_seek(self) -> None:
+    async def _seek_to_committed(self) -> dict[TP, int]:
         self.seeks_to_committed += 1
+        return {}
+
+    async def _earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.log_start.get(tp, 0) for tp in tps}
+
+    async def _no_commit_running(self) -> bool:
+        return False
 
     async def _commit(self) -> bool:
         self.commits += 1
@@ -179,6 +189,18 @@ def test_a_batch_beyond_the_expected_offset_is_read_again_not_delivered() -> Non
     assert harness.seeks == [(READINGS, 3)]
     assert harness.consumer.gaps == 1
     assert harness.delivered == [(READINGS, [3, 4, 5, 6], 1)]
+
+
+def test_records_deleted_by_retention_are_skipped_loudly_not_sought_forever(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    harness = Harness([({READINGS: records(READINGS, 50, 51)}, None)])
+    harness.log_start = {READINGS: 50}  # the worker fell behind the topic's retention
+    harness.consumer.positions.reset({READINGS: 3})
+    harness.drain()
+    assert harness.delivered == [(READINGS, [50, 51], 1)]
+    assert harness.seeks == [] and harness.consumer.gaps == 0
+    assert "offsets 3-49 were deleted by retention" in caplog.text
 
 
 def test_records_delivered_already_are_not_delivered_twice() -> None:
@@ -326,7 +348,7 @@ def test_a_revocation_finishes_the_work_in_flight_and_commits_before_faust_revok
     assert consumer.ack_through(REGISTRY, 3, 1)
 
 
-def test_work_that_does_not_finish_in_time_is_abandoned_unacknowledged(
+def test_work_that_does_not_finish_in_time_stops_the_worker_unacknowledged(
     faust_revoke: list[set[TP]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(delivery, "FINISH_BOUND", 0.05)
@@ -340,6 +362,7 @@ def test_work_that_does_not_finish_in_time_is_abandoned_unacknowledged(
     consumer.before_revoke = stuck
     asyncio.run(consumer.on_partitions_revoked({READINGS}))
     assert harness.commits == 0
+    assert [type(e) for e in harness.crashes] == [TimeoutError]  # it would write on otherwise
     assert faust_revoke == [{READINGS}]
     assert not consumer.ack_through(READINGS, 5, 1)
 

@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.types import TP
 
+from streams.errors import PokazyError
 from streams.outbox import AccountTable, Outbox
 from streams.settings import Settings
 from streams.sink import Batch
@@ -189,6 +190,9 @@ class FakeSink:
     async def write(self, batch: Batch) -> None:
         self.written.append(batch)
 
+    def take(self) -> Batch:
+        return Batch([], [], [])
+
 
 READINGS = TP("pokazy.readings", 1)
 
@@ -325,3 +329,59 @@ def test_on_rocksdb_only_the_partitions_own_database_is_read() -> None:
     accounts = AccountTable(table, Outbox(FakeProducer))
     assert dict(accounts.items_on(1, 4)) == {b"b": b"2", b"c": b"3"}
     assert dict(accounts.items_on(0, 4)) == {b"a": b"1"}
+
+
+def test_after_a_write_whose_records_were_lost_nothing_is_acknowledged_again() -> None:
+    """A later write's watermark would commit past the lost one's records."""
+
+    async def scenario() -> None:
+        producer, table = FakeProducer(), FakeTable()
+        built, _sink, crashes, acked = pipeline(producer, table)
+        built.accounts.put(b"a", b"v", 1)
+        await built.outbox.send_queued()
+        producer.futures[0].set_exception(KafkaTimeoutError())
+        await built._write_then_ack(Batch([], [], []), built.outbox.take(), [(READINGS, 10, 1)])
+        built.accounts.put(b"b", b"v", 1)
+        await built.outbox.send_queued()
+        producer.deliver(1)
+        await built._write_then_ack(Batch([], [], []), built.outbox.take(), [(READINGS, 20, 1)])
+        assert acked == [] and len(crashes) == 1
+        with pytest.raises(PokazyError, match="never reached Kafka"):
+            await built.handle_batch(READINGS, [object()], 1)
+
+    run(scenario())
+
+
+def test_a_failure_to_produce_while_judging_is_not_taken_for_a_bad_record() -> None:
+    """An INTERNAL_ERROR row would let the batch be acknowledged without its records."""
+
+    async def scenario() -> None:
+        producer, table = FakeProducer(), FakeTable()
+        built, _sink, _crashes, _acked = pipeline(producer, table)
+
+        async def lost(*args: Any) -> None:
+            raise KafkaTimeoutError()
+
+        built.process = lost  # type: ignore[method-assign]
+        with pytest.raises(KafkaTimeoutError):
+            await built.handle(b"a", b"payload", "pokazy.readings", 0)
+
+    run(scenario())
+
+
+def test_a_finish_cut_short_leaves_the_write_in_flight_to_complete() -> None:
+    """The bounded finish of a rebalance, or a stopping fetcher, must not cancel a write."""
+
+    async def scenario() -> None:
+        producer, table = FakeProducer(), FakeTable()
+        built, _sink, _crashes, acked = pipeline(producer, table)
+        built.accounts.put(b"a", b"v", 1)
+        await built.outbox.send_queued()
+        built._acks.append((READINGS, 5, 1))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(built.finish(), timeout=0.05)  # the broker is slow
+        producer.deliver_all()
+        await built.finish()
+        assert acked == [(READINGS, 5, 1)]
+
+    run(scenario())
