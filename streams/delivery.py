@@ -235,7 +235,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         # its committed offset (faust's recovery), which fetches these again;
                         # `Positions` catches any hole that seek would leave.
                         continue
-                    if active is not None and tp not in active:
+                    if (
+                        active is not None
+                        and tp not in active
+                        and tp not in self._buffered_partitions  # full buffer: still delivered
+                    ):
                         # Paused while the fetch was out: faust drops these (its recovery
                         # rereads the changelog by its own highwaters); a routed partition is
                         # fetched again from them.

@@ -71,6 +71,7 @@ class Harness:
         c._marks = {}
         c._read_offset = defaultdict(lambda: None)
         c._acked = defaultdict(list)
+        c._buffered_partitions = set()
         c._committed_offset = defaultdict(lambda: None)
         c._commit_every = None
         c._stopped = asyncio.Event()
@@ -278,6 +279,15 @@ def test_a_partition_no_longer_assigned_is_left_to_its_owner() -> None:
     harness.consumer.assignment = lambda: {REGISTRY}
     harness.drain()
     assert harness.delivered == [] and harness.seeks == []
+
+
+def test_a_partition_whose_stream_buffer_is_full_still_gets_what_was_fetched() -> None:
+    """As faust's `getmany`: a full buffer takes the partition out of the active ones, and what
+    was fetched for it is still delivered (the changelog during recovery)."""
+    harness = Harness([({CHANGELOG: records(CHANGELOG, 0, 1)}, {READINGS})])
+    harness.consumer._buffered_partitions = {CHANGELOG}
+    harness.drain()
+    assert harness.each == [(CHANGELOG, 0), (CHANGELOG, 1)]
 
 
 def test_other_topics_keep_faust_per_message_delivery() -> None:
