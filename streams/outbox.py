@@ -147,9 +147,6 @@ class AccountTable:
         value: bytes | None = self.table.data.get(key)
         return value
 
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        return iter(list(self.table.data.items()))
-
     def items_on(self, partition: int, partitions: int) -> Iterator[tuple[bytes, bytes]]:
         """The accounts whose state lives on `partition` (their key hashes to it).
 

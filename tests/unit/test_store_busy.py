@@ -77,7 +77,7 @@ def test_a_directory_held_past_the_wait_is_an_error(tmp_path: Path) -> None:
 
 
 def test_a_query_through_the_worker_never_opens_its_store(tmp_path: Path) -> None:
-    """The benchmark and the tests watch a worker that may restart itself: while its web port
+    """The benchmark and the tests watch a worker that may be restarted: while its web port
     does not answer, they wait for it rather than take its embedded store."""
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
