@@ -71,13 +71,13 @@ class Metrics:
         # on every call, and these two are counted for every message.
         self._children: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
 
-    def count_reading(self, outcome: str, reason: str) -> None:
-        """Count one judged register reading."""
-        self._child(self.readings, outcome, reason).inc()
+    def count_reading(self, outcome: str, reason: str, n: int = 1) -> None:
+        """Count `n` judged register readings."""
+        self._child(self.readings, outcome, reason).inc(n)
 
-    def count_message(self, kind: str) -> None:
-        """Count one handled message by kind."""
-        self._child(self.messages, kind).inc()
+    def count_message(self, kind: str, n: int = 1) -> None:
+        """Count `n` handled messages of a kind."""
+        self._child(self.messages, kind).inc(n)
 
     def _child(self, counter: Counter, *labels: str) -> Counter:
         child = self._children.get((counter, labels))

@@ -272,6 +272,8 @@ class ClickHouseSink:
         self._readings: list[Row] = []
         self._rejections: list[Row] = []
         self._billing: list[Row] = []
+        # Read when scraped, not set per row.
+        self.metrics.sink_pending_rows.set_function(lambda: self.pending_rows)
 
     @property
     def pending_rows(self) -> int:
@@ -287,7 +289,6 @@ class ClickHouseSink:
         self._readings.extend(readings)
         self._rejections.extend(rejections)
         self._billing.extend(billing)
-        self.metrics.sink_pending_rows.set(self.pending_rows)
 
     async def call(self, fn: Callable[[], T]) -> T:
         """Run a ClickHouse call on the ClickHouse thread."""
@@ -297,7 +298,6 @@ class ClickHouseSink:
         """Detach everything buffered as one batch; new rows go to a fresh buffer."""
         batch = Batch(self._readings, self._rejections, self._billing)
         self._readings, self._rejections, self._billing = [], [], []
-        self.metrics.sink_pending_rows.set(0)
         return batch
 
     async def write(self, batch: Batch) -> None:

@@ -33,6 +33,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -133,6 +134,20 @@ class Pipeline:
     _changed: dict[bytes, AccountState] = field(default_factory=dict)
     # Set when a write's records never reached Kafka: nothing after it may be acknowledged.
     _failed: BaseException | None = None
+    # Messages and readings judged since the last batch ended, by metric labels.
+    _messages: Counter[str] = field(default_factory=Counter)
+    _readings: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        # What every record needs from the settings, read once.
+        self._control_key = self.settings.control_key.get_secret_value().encode()
+        self._sender_key = self.settings.sender_hash_key.get_secret_value().encode()
+        self._sources = {
+            self.settings.topic("readings"): Source.READINGS,
+            self.settings.topic("registry"): Source.REGISTRY,
+        }
+        self._replies = self.settings.topic("replies")
+        self._reply_partitions = 0
 
     async def handle_batch(self, tp: TP, records: Sequence[Any], generation: int) -> None:
         """Judge a partition's fetched records in order; acknowledged once durable.
@@ -145,17 +160,24 @@ class Pipeline:
             if self._failed is not None:
                 raise PokazyError("an earlier write never reached Kafka") from self._failed
             self._last_message = time.monotonic()
-            control_key = self.settings.control_key.get_secret_value().encode()
             topic, partition = tp.topic, tp.partition
+            source = self._sources.get(topic, Source.READINGS)
+            self._reply_partitions = await self.outbox.partitions(self._replies)
             # A batch cancelled half-way (the worker stopping) stored none of these: drop them.
             self._changed.clear()
-            with self.accounts.on_partition(partition):
-                for record in records:
-                    replayed = bool(record.headers) and is_authentic_replay(
-                        record.headers, record.value or b"", control_key
-                    )
-                    await self.handle(record.key, record.value, topic, partition, replayed)
-                self._store_changed(partition)
+            try:
+                with self.accounts.on_partition(partition):
+                    for record in records:
+                        payload = record.value or b""
+                        replayed = bool(record.headers) and is_authentic_replay(
+                            record.headers, payload, self._control_key
+                        )
+                        close = self.handle(record.key, payload, source, partition, replayed)
+                        if close is not None:
+                            await self.carry_out(close, payload, partition)
+                    self._store_changed(partition)
+            finally:
+                self._count()
             await self.outbox.send_queued()
             self._acks.append((tp, records[-1].offset + 1, generation))
             if self._oldest_pending is None:
@@ -163,40 +185,67 @@ class Pipeline:
             if self._write_due():
                 await self._write_batch()
 
-    async def handle(
+    def handle(
         self,
         key: bytes | None,
-        payload: bytes | None,
-        topic: str,
+        payload: bytes,
+        source: Source,
         partition: int,
         replayed: bool = False,
-    ) -> None:
-        """Process one record; only a failure to produce escapes (and stops the worker).
+    ) -> PeriodCloseRequested | None:
+        """Judge one record and buffer what it writes; a close request is the caller's to carry
+        out (`carry_out`). Sending and acknowledging are the batch's.
 
-        Anything else raised is a defect judging this record: it becomes an INTERNAL_ERROR
-        rejection, and the partition goes on.
+        Nothing raised here escapes: it is a defect judging this record, which becomes an
+        INTERNAL_ERROR rejection, and the partition goes on. Judging sends nothing, so no
+        failure to produce can be mistaken for one.
         """
         try:
-            await self.process(key, payload, topic, partition, replayed)
+            return self.process(key, payload, source, partition, replayed)
+        except Exception as exc:
+            self._internal_error(payload, exc, source, partition)
+            return None
+
+    async def carry_out(
+        self, request: PeriodCloseRequested, payload: bytes, partition: int
+    ) -> None:
+        """Close a period on this partition; only a failure to produce escapes (and stops the
+        worker), anything else is an INTERNAL_ERROR rejection of the request."""
+        try:
+            await self._close(request, partition)
         except KafkaError:
             raise  # records this batch queued were lost: it must not be acknowledged
         except Exception as exc:
-            # A defect, not bad input (bad input is a rejection with a reason code). The
-            # message is kept in `rejections` as INTERNAL_ERROR with its payload, to be
-            # replayed once fixed, and the stream goes on rather than stall every account
-            # on the partition.
-            log.exception("unexpected error on %s[%s]", topic, partition)
-            self.sink.add(
-                rejections=[
-                    undecodable_row(
-                        payload or b"",
-                        f"internal error: {exc!r}",
-                        self.clock(),
-                        reason=INTERNAL_ERROR,
-                        max_payload=self.settings.max_message_bytes,
-                    )
-                ]
-            )
+            self._internal_error(payload, exc, Source.READINGS, partition)
+
+    def _internal_error(
+        self, payload: bytes, exc: Exception, source: Source, partition: int
+    ) -> None:
+        # A defect, not bad input (bad input is a rejection with a reason code). The message
+        # is kept in `rejections` as INTERNAL_ERROR with its payload, to be replayed once
+        # fixed, and the stream goes on rather than stall every account on the partition.
+        log.exception("unexpected error on %s[%s]", source, partition, exc_info=exc)
+        self.sink.add(
+            rejections=[
+                undecodable_row(
+                    payload,
+                    f"internal error: {exc!r}",
+                    self.clock(),
+                    reason=INTERNAL_ERROR,
+                    max_payload=self.settings.max_message_bytes,
+                )
+            ]
+        )
+
+    def _count(self) -> None:
+        """Add what the batch judged to the metrics, once per label set."""
+        metrics = self.sink.metrics
+        for kind, n in self._messages.items():
+            metrics.count_message(kind, n)
+        for (verdict, reason), n in self._readings.items():
+            metrics.count_reading(verdict, reason, n)
+        self._messages.clear()
+        self._readings.clear()
 
     def idle_for(self, seconds: float) -> bool:
         """Nothing handled, pending or being written, and no message for `seconds`."""
@@ -271,31 +320,29 @@ class Pipeline:
                 self.acknowledge(tp, offset, generation)
         self.sink.metrics.progressed()
 
-    async def process(
+    def process(
         self,
         key: bytes | None,
-        payload: bytes | None,
-        topic: str,
+        raw: bytes,
+        source: Source,
         partition: int,
         replayed: bool = False,
-    ) -> None:
-        """Judge one record and buffer what it writes; sending and acking are the caller's."""
+    ) -> PeriodCloseRequested | None:
+        """Judge one record and buffer what it writes; a close request is returned, not done."""
         now = self.clock()
-        raw = payload or b""
-        source = Source.REGISTRY if topic == self.settings.topic("registry") else Source.READINGS
         inbound = admit(
             raw,
             key,
             source,
-            control_key=self.settings.control_key.get_secret_value().encode(),
+            control_key=self._control_key,
             codec=self.codec,
             max_bytes=self.settings.max_message_bytes,
         )
         if isinstance(inbound, Refused):
             kind = "unauthorized" if inbound.reason == UNAUTHORIZED else "undecodable"
-            self.sink.metrics.count_message(kind)
+            self._messages[kind] += 1
             if inbound.reason == UNAUTHORIZED:
-                log.warning("refused on %s[%d]: %s", topic, partition, inbound.detail)
+                log.warning("refused on %s[%d]: %s", source, partition, inbound.detail)
             self.sink.add(
                 rejections=[
                     undecodable_row(
@@ -307,17 +354,20 @@ class Pipeline:
                     )
                 ]
             )
-            return
-        self.sink.metrics.count_message(type(inbound).__name__)
+            return None
+        self._messages[type(inbound).__name__] += 1
         if isinstance(inbound, Submission):
-            await self._submission(inbound, raw, now, replayed, partition)
+            self._submission(inbound, raw, now, replayed)
         elif isinstance(inbound, MeterInstalled | MeterRemoved):
             state = self._state(inbound.account_id)
-            self._store(inbound.account_id, state, apply_registry_event(state, inbound))
+            new = apply_registry_event(state, inbound)
+            if new != state:  # a redelivered event changes nothing
+                self._changed[inbound.account_id.encode()] = new
             if replayed:  # kept as INTERNAL_ERROR by an earlier pass, applied now
                 self.sink.add(rejections=retraction_rows("", inbound.account_id, (), raw, now))
         else:
-            await self._close(inbound, partition)
+            return inbound
+        return None
 
     async def _close(self, request: PeriodCloseRequested, partition: int) -> None:
         """Close the period for every account on this partition, in order with its events.
@@ -355,19 +405,17 @@ class Pipeline:
             request.requested_by,
         )
 
-    async def _submission(
-        self, submission: Submission, raw: bytes, now: datetime, replayed: bool, partition: int
+    def _submission(
+        self, submission: Submission, raw: bytes, now: datetime, replayed: bool
     ) -> None:
+        key = submission.account_id.encode()
         state = self._state(submission.account_id)
         new_state, outcome, duplicate = apply_submission(
             state, submission, now=now, rules=self.rules, replayed=replayed
         )
-        self._store(submission.account_id, state, new_state)
-        hashed = sender_hash(
-            self.settings.sender_hash_key.get_secret_value().encode(),
-            submission.channel,
-            submission.sender_id,
-        )
+        if new_state is not state and new_state is not None:  # a new state, or a duplicate's
+            self._changed[key] = new_state
+        hashed = sender_hash(self._sender_key, submission.channel, submission.sender_id)
         # A redelivered duplicate re-emits its first outcome's rows (see `submission_rows`).
         readings, rejections = submission_rows(
             submission, outcome, duplicate, hashed, raw, now, replayed=replayed
@@ -375,17 +423,13 @@ class Pipeline:
         self.sink.add(readings=readings, rejections=rejections)
         for reading in outcome.readings:
             verdict = "duplicate" if duplicate else "accepted" if reading.accepted else "rejected"
-            self.sink.metrics.count_reading(verdict, reading.reason or "")
-        await self._reply(outcome, duplicate, now)
-
-    async def _reply(self, outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> None:
-        record = reply_datum(outcome, duplicate, now)
-        payload = self.codec.encode(SUBMISSION_OUTCOME, record, trusted=True)
-        # Partitioned as the producer's default partitioner would (murmur2 of the key), as bots
-        # expect.
-        topic, key = self.settings.topic("replies"), outcome.account_id.encode()
-        partitions = await self.outbox.partitions(topic)
-        self.outbox.add(topic, account_partition(key, partitions), key, payload)
+            self._readings[(verdict, reading.reason or "")] += 1
+        # The reply, partitioned as the producer's default partitioner would (murmur2 of the
+        # key), as bots expect.
+        payload = self.codec.encode(
+            SUBMISSION_OUTCOME, reply_datum(outcome, duplicate, now), trusted=True
+        )
+        self.outbox.add(self._replies, account_partition(key, self._reply_partitions), key, payload)
 
     async def close_due_period(self, readings: Any) -> None:
         """Request the close of the latest period whose window has ended, unless billed.
@@ -424,10 +468,6 @@ class Pipeline:
             return changed
         raw = self.accounts.get(key)
         return decode_state(raw) if raw is not None else None
-
-    def _store(self, account_id: str, old: AccountState | None, new: AccountState | None) -> None:
-        if new is not None and new is not old and new != old:
-            self._changed[account_id.encode()] = new
 
     def _store_changed(self, partition: int) -> None:
         """Write each account the batch changed, once: its encoded state, to the table."""

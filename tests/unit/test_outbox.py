@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.types import TP
 
+from streams.decode import PeriodCloseRequested
+from streams.domain.calendar import Period
 from streams.errors import PokazyError
 from streams.outbox import AccountTable, Outbox
 from streams.settings import Settings
@@ -182,7 +185,15 @@ def test_persisted_records_only_changelog_offsets() -> None:
 class FakeSink:
     def __init__(self) -> None:
         self.written: list[Batch] = []
+        self.rejections: list[Any] = []
         self.metrics = self
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self.rejections)
+
+    def add(self, readings: Any = (), rejections: Any = (), billing: Any = ()) -> None:
+        self.rejections.extend(rejections)
 
     def progressed(self) -> None:
         pass
@@ -352,19 +363,28 @@ def test_after_a_write_whose_records_were_lost_nothing_is_acknowledged_again() -
     run(scenario())
 
 
-def test_a_failure_to_produce_while_judging_is_not_taken_for_a_bad_record() -> None:
+def test_a_failure_to_produce_during_a_close_is_not_taken_for_a_bad_record() -> None:
     """An INTERNAL_ERROR row would let the batch be acknowledged without its records."""
 
     async def scenario() -> None:
         producer, table = FakeProducer(), FakeTable()
-        built, _sink, _crashes, _acked = pipeline(producer, table)
+        built, sink, _crashes, _acked = pipeline(producer, table)
+        request = PeriodCloseRequested(Period(2023, 5), datetime(2023, 6, 5, tzinfo=UTC), "billing")
 
         async def lost(*args: Any) -> None:
             raise KafkaTimeoutError()
 
-        built.process = lost  # type: ignore[method-assign]
+        built._close = lost  # type: ignore[method-assign]
         with pytest.raises(KafkaTimeoutError):
-            await built.handle(b"a", b"payload", "pokazy.readings", 0)
+            await built.carry_out(request, b"payload", 0)
+        assert sink.pending_rows == 0
+
+        async def defect(*args: Any) -> None:
+            raise RuntimeError("a bug")
+
+        built._close = defect  # type: ignore[method-assign]
+        await built.carry_out(request, b"payload", 0)  # kept as INTERNAL_ERROR, not raised
+        assert sink.pending_rows == 1
 
     run(scenario())
 
