@@ -24,6 +24,7 @@ from streams.domain.model import (
     RegisterReading,
     Submission,
 )
+from streams.domain.validation import CANONICAL_UUID
 from streams.domain.zones import DEFAULT_DSO, Zone, is_valid_zone_set
 from streams.errors import DecodeError
 
@@ -156,6 +157,8 @@ def _date(value: date) -> date:
 
 def _canonical_uuid(text: str) -> str:
     """The canonical spelling of a UUID, so `{ABC…}` and `abc…` are one idempotency key."""
+    if CANONICAL_UUID.fullmatch(text):
+        return text  # as bots send it, and as `str(uuid.UUID(text))` would spell it
     try:
         return str(uuid.UUID(text))
     except ValueError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -115,17 +116,37 @@ def submission_fingerprint(submission: Submission) -> str:
     A message redelivered after a crash is the same submission and may re-emit its first
     outcome's rows; another submission that reuses the event_id is a duplicate too, but must
     not rewrite those rows with its own time, channel, sender or payload.
+
+    The digest is of the JSON text `json.dumps` writes for the list below: outcomes remembered
+    by earlier releases keep it, so the text must never change. It is written here value by
+    value, as `json.dumps` would (a test holds them equal), without the encoder `json.dumps`
+    builds on every call.
     """
-    content = [
-        submission.event_id,
-        submission.account_id,
-        submission.meter_id,
-        submission.channel,
-        submission.sender_id,
-        submission.submitted_at.isoformat(),
-        [[r.zone, r.register, r.value, r.raw_text] for r in submission.readings],
-    ]
-    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+    readings = ", ".join(
+        f"[{_json(r.zone)}, {_json(r.register)}, {_json(r.value)}, {_json(r.raw_text)}]"
+        for r in submission.readings
+    )
+    text = (
+        f"[{_json(submission.event_id)}, {_json(submission.account_id)}, "
+        f"{_json(submission.meter_id)}, {_json(submission.channel)}, "
+        f"{_json(submission.sender_id)}, {_json(submission.submitted_at.isoformat())}, "
+        f"[{readings}]]"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_quoted = json.encoder.encode_basestring_ascii  # a string as `json.dumps` writes it
+
+
+def _json(value: object) -> str:
+    """`json.dumps(value)`, for the values a submission carries."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return _quoted(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    return json.dumps(value)
 
 
 def is_redelivery(prior: SubmissionOutcome, submission: Submission) -> bool:
@@ -244,9 +265,7 @@ def malformation(submission: Submission, rules: Rules) -> str | None:
     """
     if len(submission.event_id) > rules.max_id_length:
         return f"event_id must be at most {rules.max_id_length} characters"
-    try:
-        uuid.UUID(submission.event_id)
-    except ValueError:
+    if not is_uuid(submission.event_id):
         return "event_id is not a UUID"
     for name in ("account_id", "sender_id"):
         value: str = getattr(submission, name)
@@ -270,6 +289,21 @@ def malformation(submission: Submission, rules: Rules) -> str | None:
     if len(named) != len(set(named)):
         return "the same zone twice in one submission"
     return None
+
+
+# A UUID as `str(uuid.UUID(...))` spells it, as bots send it: no parsing needed to know it is one.
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_uuid(text: str) -> bool:
+    """Whether `uuid.UUID` takes `text`: its canonical spelling, or any other it accepts."""
+    if CANONICAL_UUID.fullmatch(text):
+        return True
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _judge_reading(
