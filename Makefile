@@ -37,10 +37,11 @@ unit: install ## Unit tests only (nothing running needed)
 integration: install ## Integration tests only (starts the test broker if needed)
 	$(TEST_ENV) $(BIN)/pytest tests/integration
 
-lint: install ## ruff (lint and format check) and mypy --strict
+lint: install ## ruff (lint and format check), mypy --strict and the import layers (lint-imports)
 	$(BIN)/ruff check streams tests
 	$(BIN)/ruff format --check streams tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install ## Benchmark: throughput, latency, RSS, restarts vs a raw baseline (a few minutes)
 	$(BIN)/pokazy bench --accounts 20000 --json .pokazy/bench.json

@@ -10,7 +10,6 @@ from urllib.parse import unquote_plus
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.admission import DEFAULT_MAX_MESSAGE_BYTES
 from streams.errors import ConfigError
 
 DEVELOPMENT_SENDER_HASH_KEY = "pokazy-development-key"
@@ -20,6 +19,12 @@ _TOPIC_PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]*$")
 _DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # URL query parameters that carry a secret (`?password=…`, `?access_token=…`): masked in logs.
 _SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+
+
+# The largest message the worker decodes. The largest submission within the string limits of
+# `streams.domain.model` is under 14 KB of Avro; registry events and close requests are far
+# smaller. Kafka's own default (1 MB) would let one message cost a thousand times that.
+DEFAULT_MAX_MESSAGE_BYTES = 16_384
 
 
 class Settings(BaseSettings):
@@ -124,7 +129,7 @@ class Settings(BaseSettings):
     def check_kafka_security(self) -> None:
         """Refuse a SASL protocol without its credentials.
 
-        TLS files are read when a client needs them (`streams.kafka_security.ssl_context`):
+        TLS files are read when a client needs them (`streams.adapters.kafka_security.ssl_context`):
         `stack up --tls` is what makes the local CA file in the first place.
         """
         if self.kafka_security_protocol.startswith("SASL") and not (

@@ -24,9 +24,10 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from streams.cli import local_kafka, run_query, wait_until_idle
+from streams.adapters.topics import ensure_topics, wait_until_idle
 from streams.settings import Settings
-from streams.topics import ensure_topics
+from streams.tools.query import run_query
+from streams.tools.stack import local_kafka
 
 ROOT = Path(__file__).resolve().parents[2]
 # Not 9092: a developer's `make demo` broker may be running there.

@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from streams.codec import default_codec
-from streams.decode import METER_INSTALLED, METER_REMOVED, READING_SUBMITTED, decode_inbound
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import (
+    METER_INSTALLED,
+    METER_REMOVED,
+    READING_SUBMITTED,
+    decode_inbound,
+)
 from streams.domain.account import AccountState
 from streams.domain.calendar import Period
 from streams.domain.closing import close_period

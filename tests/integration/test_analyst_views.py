@@ -28,18 +28,18 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from streams.cli import run_query
-from streams.codec import default_codec
-from streams.decode import READING_SUBMITTED, decode_inbound
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import READING_SUBMITTED, decode_inbound
+from streams.adapters.topics import ensure_topics
 from streams.domain.calendar import Period, kyiv_date, submission_window
 from streams.domain.model import Rules, Submission
 from streams.domain.validation import apply_submission
 from streams.errors import DecodeError
-from streams.producer import PokazyProducer
-from streams.report import build_report, write_chart
+from streams.sdk.producer import PokazyProducer
 from streams.settings import DEVELOPMENT_SENDER_HASH_KEY, Settings
-from streams.simulate import Simulation, simulate
-from streams.topics import ensure_topics
+from streams.tools.query import run_query
+from streams.tools.report import build_report, write_chart
+from streams.tools.simulate import Simulation, simulate
 from tests.commands import pokazy
 from tests.integration.conftest import Pipeline, free_port
 from tests.integration.expected import BILLING_SQL, ReferenceRun, actual_billing

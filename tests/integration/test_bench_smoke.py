@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from streams.bench import BenchOptions, Traffic, percentile, register_readings, run_bench
 from streams.settings import Settings
+from streams.tools.bench import BenchOptions, Traffic, percentile, register_readings, run_bench
 
 
 def _positive(value: Any) -> bool:

@@ -6,7 +6,7 @@ import random
 import time
 
 from streams.domain.calendar import kyiv_date, latest_closable_period
-from streams.producer import PokazyProducer
+from streams.sdk.producer import PokazyProducer
 from tests.integration.conftest import Pipeline, Worker
 from tests.integration.expected import (
     BILLING_SQL,

@@ -17,13 +17,14 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.cli import local_kafka, run_query
+from streams.adapters.topics import wait_until_assigned
 from streams.domain.calendar import Period
 from streams.errors import PokazyError
-from streams.producer import PokazyProducer
-from streams.sample import sample_month
+from streams.sdk.producer import PokazyProducer
 from streams.settings import Settings
-from streams.topics import wait_until_assigned
+from streams.tools.query import run_query
+from streams.tools.sample import sample_month
+from streams.tools.stack import local_kafka
 from tests.commands import pokazy
 from tests.integration.conftest import ROOT, TEST_BOOTSTRAP, Pipeline, Worker, free_port
 from tests.integration.expected import (
@@ -185,7 +186,8 @@ def test_worker_killed_three_times_including_mid_insert_and_mid_close(
 ) -> None:
     # memory:// rebuilds the table from the changelog on every start; rocksdb:// reopens its
     # files and replays only the changelog's tail, so it is the one state ahead of its offsets.
-    # While `hold` exists, an insert is written and then does not return (streams.clickhouse).
+    # While `hold` exists, an insert is written and then does not return
+    # (streams.adapters.clickhouse).
     # Batches of 500 rows make the close write its billing in several inserts, so one kill can
     # come between them.
     hold = tmp_path / "hold-inserts"
@@ -308,7 +310,8 @@ def _distinct(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_a_worker_started_on_a_backlog_processes_all_of_it(pipeline: Pipeline) -> None:
-    # faust's start-up seek races its fetcher and can skip fetched offsets (streams/faust_fixes).
+    # faust's start-up seek races its fetcher and can skip fetched offsets
+    # (streams/pipeline/faust_fixes.py).
     worker = pipeline.worker()
     month, expected = _month(1500, seed=25)
     _publish(pipeline, month.registry, "registry")

@@ -23,9 +23,8 @@ import orjson
 from fastavro import parse_schema, schemaless_writer
 from kafka import KafkaProducer
 
-from streams.admission import UNAUTHORIZED
-from streams.codec import MAGIC, default_codec
-from streams.decode import (
+from streams.adapters.avro import MAGIC, default_codec
+from streams.adapters.decode import (
     METER_INSTALLED,
     METER_REMOVED,
     PERIOD_CLOSE_REQUESTED,
@@ -33,8 +32,9 @@ from streams.decode import (
     PeriodCloseRequested,
 )
 from streams.domain.calendar import Period
-from streams.producer import PokazyProducer
-from streams.sink import OVERSIZED_PAYLOAD_KEPT
+from streams.pipeline.admission import UNAUTHORIZED
+from streams.pipeline.sink import OVERSIZED_PAYLOAD_KEPT
+from streams.sdk.producer import PokazyProducer
 from tests.integration.conftest import ROOT, Pipeline
 from tests.integration.expected import (
     BILLING_SQL,

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from streams.codec import default_codec
-from streams.decode import READING_SUBMITTED, SUBMISSION_OUTCOME
-from streams.producer import PokazyProducer
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import READING_SUBMITTED, SUBMISSION_OUTCOME
+from streams.sdk.producer import PokazyProducer
 from tests.commands import HANG_GUARD, ROOT
 from tests.integration.conftest import Pipeline
 

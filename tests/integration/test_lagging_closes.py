@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from streams.producer import PokazyProducer
+from streams.sdk.producer import PokazyProducer
 from tests.integration.conftest import Pipeline
 from tests.integration.expected import (
     BILLING_SQL,

@@ -1,4 +1,4 @@
-"""The local Kafka broker the project fetches and runs (streams.stack), against the real thing.
+"""The local Kafka broker the project fetches and runs (streams.tools.stack), for real.
 
 Each broker here gets free ports and a temporary data dir, so a broker already running on 9092
 is left alone. The jars come from the shared cache; the first run fetches them.
@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from streams.stack import LocalKafka, LocalKafkaError, kafka_version
+from streams.tools.stack import LocalKafka, LocalKafkaError, kafka_version
 
 pytestmark = pytest.mark.integration
 

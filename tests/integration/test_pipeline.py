@@ -10,11 +10,11 @@ import uuid
 import orjson
 from kafka import KafkaProducer
 
-from streams.admission import REPLAY_HEADER, replay_signature
-from streams.codec import default_codec
+from streams.adapters.avro import default_codec
+from streams.adapters.signing import REPLAY_HEADER, replay_signature
 from streams.domain.calendar import Period
-from streams.producer import PokazyProducer
-from streams.sample import sample_month
+from streams.sdk.producer import PokazyProducer
+from streams.tools.sample import sample_month
 from tests.commands import pokazy
 from tests.integration.conftest import Pipeline
 from tests.integration.expected import READINGS_SQL, ReferenceRun, actual_readings

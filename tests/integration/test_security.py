@@ -22,9 +22,9 @@ from pydantic import SecretStr
 
 from streams.domain.calendar import Period
 from streams.errors import ConfigError
-from streams.producer import PokazyProducer
-from streams.sample import sample_month
-from streams.stack import LocalKafka
+from streams.sdk.producer import PokazyProducer
+from streams.tools.sample import sample_month
+from streams.tools.stack import LocalKafka
 from tests.commands import pokazy
 from tests.integration.conftest import Pipeline, new_pipeline
 from tests.integration.expected import (

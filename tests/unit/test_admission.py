@@ -9,30 +9,21 @@ from typing import Any
 
 import pytest
 
-from streams.admission import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    REPLAY_HEADER,
-    UNAUTHORIZED,
-    Headers,
-    Refused,
-    Source,
-    admit,
-    is_authentic_replay,
-    replay_signature,
-)
-from streams.codec import default_codec
-from streams.decode import (
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import (
     METER_INSTALLED,
     METER_REMOVED,
     PERIOD_CLOSE_REQUESTED,
     READING_SUBMITTED,
     PeriodCloseRequested,
 )
+from streams.adapters.signing import REPLAY_HEADER, Headers, is_authentic_replay, replay_signature
 from streams.domain.calendar import Period
 from streams.domain.model import MeterInstalled, MeterRemoved, Reason, Submission
 from streams.errors import ConfigError
-from streams.settings import Settings
-from streams.sink import MAX_DETAIL_CHARS, OVERSIZED_PAYLOAD_KEPT, undecodable_row
+from streams.pipeline.admission import UNAUTHORIZED, Refused, Source, admit
+from streams.pipeline.sink import MAX_DETAIL_CHARS, OVERSIZED_PAYLOAD_KEPT, undecodable_row
+from streams.settings import DEFAULT_MAX_MESSAGE_BYTES, Settings
 
 KEY = b"billing-control-key"
 ACCOUNT = "0123456789"

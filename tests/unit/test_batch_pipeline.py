@@ -15,20 +15,20 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from streams.codec import default_codec
-from streams.decode import (
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import (
     METER_INSTALLED,
     PERIOD_CLOSE_REQUESTED,
     READING_SUBMITTED,
     PeriodCloseRequested,
 )
 from streams.domain.calendar import Period
-from streams.outbox import AccountTable, Outbox, account_partition
-from streams.sample import sample_month
+from streams.pipeline.outbox import AccountTable, Outbox, account_partition
+from streams.pipeline.sink import Batch
+from streams.pipeline.state import decode_state
+from streams.pipeline.worker import Pipeline
 from streams.settings import Settings
-from streams.sink import Batch
-from streams.state import decode_state
-from streams.worker import Pipeline
+from streams.tools.sample import sample_month
 from tests.unit.test_outbox import CHANGELOG, FakeProducer, FakeTable
 
 NOW = datetime(2023, 6, 2, 9, 0, tzinfo=UTC)

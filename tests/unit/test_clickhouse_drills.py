@@ -16,7 +16,7 @@ DATABASE = "pokazy_drills"
 
 
 def _drill(path: str, outage: str, hold: str) -> dict[str, Any]:
-    from streams.clickhouse import ClickHouse
+    from streams.adapters.clickhouse import ClickHouse
     from streams.errors import ClickHouseUnavailable
 
     store = ClickHouse(f"chdb://{path}", DATABASE, fault_flag=Path(outage), hold_flag=Path(hold))

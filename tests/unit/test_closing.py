@@ -16,7 +16,7 @@ from streams.domain.calendar import Period, ReadingKind
 from streams.domain.closing import billing_lines, close_period
 from streams.domain.model import Reason
 from streams.domain.zones import SINGLE_ZONE, TWO_ZONE
-from streams.state import decode_state, encode_state
+from streams.pipeline.state import decode_state, encode_state
 from tests.unit.test_ledger import (
     DAY,
     NIGHT,

@@ -22,7 +22,7 @@ from fastavro.validation import validate as fastavro_validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.codec import MAGIC, AvroCodec, default_codec
+from streams.adapters.avro import MAGIC, AvroCodec, default_codec
 from streams.errors import ConfigError, DecodeError, InvalidEvent
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"

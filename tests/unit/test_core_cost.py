@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
-from streams.bench import BenchOptions, Traffic, run_core_bench
-from streams.core_cost import measure_core
 from streams.settings import Settings
+from streams.tools.bench import BenchOptions, Traffic, run_core_bench
+from streams.tools.core_cost import measure_core
 
 
 def test_core_only_reports_cpu_per_submission(tmp_path: Path) -> None:

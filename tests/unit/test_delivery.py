@@ -1,4 +1,4 @@
-"""Batch delivery inside faust: each duty `streams.delivery` takes over from faust's path.
+"""Batch delivery inside faust: each duty `streams.pipeline.delivery` takes over from faust's path.
 
 The consumer is built without a broker: its faust and aiokafka edges (the fetch, seek, the
 assignment, the app's generation and flags) are replaced by recording fakes, and its own methods
@@ -19,8 +19,8 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from streams import delivery
-from streams.delivery import BatchConsumer, Positions
+from streams.pipeline import delivery
+from streams.pipeline.delivery import BatchConsumer, Positions
 
 READINGS = TP("pokazy.readings", 0)
 REGISTRY = TP("pokazy.registry", 0)

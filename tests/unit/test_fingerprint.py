@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.decode import _canonical_uuid
+from streams.adapters.decode import _canonical_uuid
 from streams.domain.model import RegisterReading, Submission
 from streams.domain.validation import is_uuid, submission_fingerprint
 from streams.domain.zones import Zone

@@ -22,16 +22,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.admission import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    REJECTION_REASONS,
-    UNAUTHORIZED,
-    Refused,
-    Source,
-    admit,
-)
-from streams.codec import MAGIC, default_codec
-from streams.decode import (
+from streams.adapters.avro import MAGIC, default_codec
+from streams.adapters.decode import (
     METER_INSTALLED,
     METER_REMOVED,
     PERIOD_CLOSE_REQUESTED,
@@ -50,7 +42,14 @@ from streams.domain.model import (
     Submission,
 )
 from streams.domain.validation import apply_registry_event, apply_submission
-from streams.sink import (
+from streams.pipeline.admission import (
+    REJECTION_REASONS,
+    UNAUTHORIZED,
+    Refused,
+    Source,
+    admit,
+)
+from streams.pipeline.sink import (
     MAX_DETAIL_CHARS,
     OVERSIZED_PAYLOAD_KEPT,
     Row,
@@ -58,8 +57,9 @@ from streams.sink import (
     submission_rows,
     undecodable_row,
 )
-from streams.state import decode_state, encode_state
-from streams.worker import reply_datum
+from streams.pipeline.state import decode_state, encode_state
+from streams.pipeline.worker import reply_datum
+from streams.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 CODEC = default_codec()
 RULES = Rules()

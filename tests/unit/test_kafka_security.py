@@ -9,8 +9,8 @@ from pathlib import Path
 import faust
 import pytest
 
+from streams.adapters.kafka_security import aiokafka_options, check_login, faust_credentials
 from streams.errors import ConfigError
-from streams.kafka_security import aiokafka_options, check_login, faust_credentials
 from streams.settings import Settings
 
 

@@ -11,13 +11,13 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.types import TP
 
-from streams.decode import PeriodCloseRequested
+from streams.adapters.decode import PeriodCloseRequested
 from streams.domain.calendar import Period
 from streams.errors import PokazyError
-from streams.outbox import AccountTable, Outbox
+from streams.pipeline.outbox import AccountTable, Outbox
+from streams.pipeline.sink import Batch
+from streams.pipeline.worker import Pipeline
 from streams.settings import Settings
-from streams.sink import Batch
-from streams.worker import Pipeline
 
 CHANGELOG = "pokazy.worker-accounts-changelog"
 
@@ -308,7 +308,7 @@ def test_a_batch_names_its_partition_as_the_event_faust_stores_read_it_from() ->
 
 
 def test_a_partitions_accounts_are_those_whose_key_hashes_to_it() -> None:
-    from streams.outbox import account_partition
+    from streams.pipeline.outbox import account_partition
 
     table = FakeTable()
     accounts = AccountTable(table, Outbox(FakeProducer))

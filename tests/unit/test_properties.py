@@ -36,7 +36,7 @@ from streams.domain.ledger import MEASURED, Basis, Flag, active_days
 from streams.domain.model import Meter, MeterInstalled, ReadingOutcome, SubmissionOutcome
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.domain.zones import SINGLE_ZONE, TWO_ZONE, Zone
-from streams.state import decode_state, encode_state
+from streams.pipeline.state import decode_state, encode_state
 from tests.unit.test_ledger import ACCOUNT, RULES, Scenario, local
 
 SETTINGS = settings(

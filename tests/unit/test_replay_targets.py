@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from streams.cli import Replayed, replay_targets
-from streams.codec import default_codec
-from streams.decode import METER_INSTALLED, PERIOD_CLOSE_REQUESTED
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import METER_INSTALLED, PERIOD_CLOSE_REQUESTED
 from streams.domain.calendar import Period
-from streams.producer import READING_SUBMITTED
+from streams.sdk.producer import READING_SUBMITTED
+from streams.tools.replay import Replayed, replay_targets
 
 CODEC = default_codec()
 

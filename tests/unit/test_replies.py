@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from streams.codec import default_codec
-from streams.decode import SUBMISSION_OUTCOME, decode_inbound
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import SUBMISSION_OUTCOME, decode_inbound
 from streams.domain.account import AccountState
 from streams.domain.calendar import Period
 from streams.domain.model import MeterInstalled, MeterRemoved, Rules, Submission
 from streams.domain.validation import apply_registry_event, apply_submission
-from streams.producer import _REGISTRY_TYPES, READING_SUBMITTED
-from streams.sample import sample_month
-from streams.worker import reply_datum
+from streams.pipeline.worker import reply_datum
+from streams.sdk.producer import _REGISTRY_TYPES, READING_SUBMITTED
+from streams.tools.sample import sample_month
 
 NOW = datetime(2023, 7, 1, 9, 30, tzinfo=UTC)
 

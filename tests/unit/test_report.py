@@ -22,7 +22,7 @@ import pytest
 from matplotlib.image import imread
 
 from streams.domain.calendar import Period, kyiv_date
-from streams.report import Report
+from streams.tools.report import Report
 
 T = TypeVar("T")
 DATABASE = "pokazy_report"
@@ -186,8 +186,8 @@ def fill(store: Any, migrations: Any = None) -> None:
 def _views_and_reports(path: str, chart_dir: str) -> dict[str, Any]:
     from rich.console import Console
 
-    from streams.clickhouse import ClickHouse
-    from streams.report import build_report, render_report, write_chart
+    from streams.adapters.clickhouse import ClickHouse
+    from streams.tools.report import build_report, render_report, write_chart
 
     store = ClickHouse(f"chdb://{path}", DATABASE)
     fill(store)
@@ -218,7 +218,7 @@ def _views_and_reports(path: str, chart_dir: str) -> dict[str, Any]:
 
 
 def _upgrade(path: str) -> tuple[list[str], list[str], list[str], list[tuple[Any, ...]], str]:
-    from streams.clickhouse import ClickHouse, load_migrations
+    from streams.adapters.clickhouse import ClickHouse, load_migrations
 
     store = ClickHouse(f"chdb://{path}", DATABASE)
     fill(store, load_migrations()[:2])  # a database made before 0003 existed, with data
@@ -237,8 +237,8 @@ def _upgrade(path: str) -> tuple[list[str], list[str], list[str], list[tuple[Any
 def _empty_report(path: str, chart: str) -> tuple[Report, str]:
     from rich.console import Console
 
-    from streams.clickhouse import ClickHouse
-    from streams.report import build_report, render_report, write_chart
+    from streams.adapters.clickhouse import ClickHouse
+    from streams.tools.report import build_report, render_report, write_chart
 
     store = ClickHouse(f"chdb://{path}", DATABASE)
     store.migrate()
@@ -258,8 +258,8 @@ def _command(path: str, port: int, args: list[str]) -> tuple[int, str]:
     import typer
     from typer.testing import CliRunner
 
-    from streams.clickhouse import ClickHouse
-    from streams.report_cli import report_command
+    from streams.adapters.clickhouse import ClickHouse
+    from streams.cli.report import report_command
 
     store = ClickHouse(f"chdb://{path}", DATABASE)
     fill(store)
@@ -288,7 +288,7 @@ GRAFANA_SUBSTITUTIONS = {
 
 
 def _dashboard_results(path: str) -> dict[str, list[tuple[Any, ...]]]:
-    from streams.clickhouse import ClickHouse
+    from streams.adapters.clickhouse import ClickHouse
 
     store = ClickHouse(f"chdb://{path}", DATABASE)
     fill(store)

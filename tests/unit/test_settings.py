@@ -79,7 +79,7 @@ def test_the_clickhouse_password_stays_out_of_the_settings(
 
 
 def _clickhouse_repr(path: str) -> str:
-    from streams.clickhouse import ClickHouse
+    from streams.adapters.clickhouse import ClickHouse
 
     store = ClickHouse(f"chdb://{path}?password={PASSWORD}", "pokazy_masked")
     try:

@@ -20,8 +20,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from streams.codec import default_codec
-from streams.decode import METER_INSTALLED, METER_REMOVED, decode_inbound, submission_from_datum
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import (
+    METER_INSTALLED,
+    METER_REMOVED,
+    decode_inbound,
+    submission_from_datum,
+)
+from streams.cli.simulate import simulate_command
 from streams.domain.calendar import (
     KYIV,
     Period,
@@ -36,8 +42,8 @@ from streams.domain.model import Reason, Rules, Submission, SubmissionOutcome
 from streams.domain.validation import apply_registry_event, apply_submission, malformation
 from streams.domain.zones import Zone, zone_for_register
 from streams.errors import DecodeError
-from streams.producer import PokazyProducer
-from streams.simulate import (
+from streams.sdk.producer import PokazyProducer
+from streams.tools.simulate import (
     MALFORMED_KINDS,
     UNKNOWN_ACCOUNT,
     Behaviour,
@@ -46,7 +52,6 @@ from streams.simulate import (
     simulate,
     write_simulation,
 )
-from streams.simulate_cli import simulate_command
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 START = Period(2023, 1)

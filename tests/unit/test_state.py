@@ -30,7 +30,7 @@ from streams.domain.model import (
 )
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.domain.zones import SINGLE_ZONE, THREE_ZONE, TWO_ZONE, ZONE_SETS, Zone
-from streams.state import COMPRESS_ABOVE, V2, V3, decode_state, encode_state
+from streams.pipeline.state import COMPRESS_ABOVE, V2, V3, decode_state, encode_state
 
 ACCOUNT = "0123456789"
 NOW = datetime(2023, 7, 13, tzinfo=UTC)

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import run_query
 from streams.errors import PokazyError
 from streams.settings import Settings
+from streams.tools.query import run_query
 from tests.commands import ROOT
 
 HOLD = """
 import sys, time
-from streams.clickhouse import ClickHouse
+from streams.adapters.clickhouse import ClickHouse
 store = ClickHouse(f"chdb://{sys.argv[1]}", "pokazy")
 print("held", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -32,7 +32,7 @@ store.close()
 
 OPEN = """
 import sys
-from streams.clickhouse import ClickHouse
+from streams.adapters.clickhouse import ClickHouse
 store = ClickHouse.open_when_free(f"chdb://{sys.argv[1]}", "pokazy", wait=float(sys.argv[2]))
 store.migrate()
 print("opened", flush=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from streams.codec import default_codec
-from streams.decode import decode_inbound, submission_from_datum
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import decode_inbound, submission_from_datum
 from streams.domain.account import AccountState
 from streams.domain.calendar import Period, ReadingKind
 from streams.domain.model import (
@@ -649,7 +649,7 @@ def test_duplicate_with_a_different_payload_still_gets_the_first_outcome() -> No
 def test_only_a_redelivery_rewrites_the_rows_of_a_duplicate() -> None:
     """A crash's redelivery writes its first rows again; another message reusing the event_id
     (a buggy or hostile bot) must not replace them with its own time, channel or payload."""
-    from streams.sink import submission_rows
+    from streams.pipeline.sink import submission_rows
 
     first_submission = sub(r(15_000, DAY))
     state, first, _ = apply_submission(TWO, first_submission, now=NOW, rules=RULES)
@@ -847,7 +847,7 @@ def test_a_replay_accepted_retracts_the_rejections_of_its_first_pass() -> None:
     """The first pass rejected both readings (no meter yet); the replay accepts the day one: its
     rejection row, the whole-submission key and the INTERNAL_ERROR key are withdrawn, the
     night one's rejection stands."""
-    from streams.sink import REJECTION_COLUMNS, internal_error_key, submission_rows
+    from streams.pipeline.sink import REJECTION_COLUMNS, internal_error_key, submission_rows
 
     submission = sub(r(15_000, DAY), r(99_999, NIGHT))
     first = apply_submission(None, submission, now=NOW, rules=RULES)[1]
@@ -875,7 +875,7 @@ def test_a_replay_rejected_another_way_retracts_the_rows_it_no_longer_writes() -
     """Unknown account first: one rejection per reading. Once the meter is known, the zone and
     the label name the same zone, so the replay rejects the whole submission (-1) instead: the
     per-reading rows of the first pass must go, or one submission shows three rejections."""
-    from streams.sink import REJECTION_COLUMNS, submission_rows
+    from streams.pipeline.sink import REJECTION_COLUMNS, submission_rows
 
     submission = sub(r(15_000, DAY), r(16_000, register="1.8.2"))
     first = apply_submission(None, submission, now=NOW, rules=RULES)[1]
@@ -894,8 +894,13 @@ def test_a_replay_rejected_another_way_retracts_the_rows_it_no_longer_writes() -
 def test_an_internal_error_has_a_key_of_its_own() -> None:
     """A replay retracts the INTERNAL_ERROR row of its bytes, never a refusal of the same bytes
     (sent under a wrong key, unauthorized), which stays visible."""
-    from streams.admission import INTERNAL_ERROR, UNAUTHORIZED
-    from streams.sink import internal_error_key, payload_key, retraction_rows, undecodable_row
+    from streams.pipeline.admission import INTERNAL_ERROR, UNAUTHORIZED
+    from streams.pipeline.sink import (
+        internal_error_key,
+        payload_key,
+        retraction_rows,
+        undecodable_row,
+    )
 
     defect = undecodable_row(b"same bytes", "boom", NOW, reason=INTERNAL_ERROR)
     refused = undecodable_row(b"same bytes", "not signed", NOW, reason=UNAUTHORIZED)

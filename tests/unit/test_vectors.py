@@ -17,7 +17,7 @@ import pytest
 from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from streams.codec import MAGIC, default_codec
+from streams.adapters.avro import MAGIC, default_codec
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 VECTORS = SCHEMAS / "vectors"

@@ -7,7 +7,7 @@ import logging
 import faust
 import pytest
 
-from streams.worker import quiet_worker
+from streams.pipeline.worker import quiet_worker
 
 
 @pytest.mark.parametrize("level", ["warning", "error", "info"])

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from streams.codec import default_codec
-from streams.decode import decode_inbound
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import decode_inbound
 from streams.domain.zones import (
     DEFAULT_DSO,
     REGISTER_MAPS,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from streams.codec import AvroCodec, default_codec
+from streams.adapters.avro import AvroCodec, default_codec
 from streams.domain.calendar import Period
 from streams.domain.model import (
     MAX_ID_LENGTH,

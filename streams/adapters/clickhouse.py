@@ -32,7 +32,7 @@ from streams.settings import mask_url
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "schemas" / "clickhouse"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "schemas" / "clickhouse"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Statements end with ';' at the end of a line (a ';' inside a COMMENT string does not end one).
 _STATEMENT_END = re.compile(r";\s*$", re.MULTILINE)

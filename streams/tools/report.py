@@ -28,7 +28,7 @@ from rich.text import Text
 
 from streams.domain.calendar import Period, submission_window
 
-#: A read-only query: SQL in, (column names, rows) out, e.g. `streams.cli.run_query`.
+#: A read-only query: SQL in, (column names, rows) out, e.g. `streams.tools.query.run_query`.
 Query = Callable[[str], tuple[list[str], list[list[Any]]]]
 
 BASES = ("actual", "calculated", "estimated", "final")

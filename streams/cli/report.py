@@ -10,6 +10,7 @@ from rich.console import Console
 
 from streams.domain.calendar import Period
 from streams.settings import Settings
+from streams.tools.query import run_query
 
 
 def report_command(
@@ -22,10 +23,9 @@ def report_command(
     ] = None,
 ) -> None:
     """Billing summary: kWh by zone and basis, submissions per day, rejection reasons."""
-    # Imported here: streams.cli imports this module, and the report pulls in matplotlib,
-    # which only this command should pay for at start-up.
-    from streams.cli import run_query
-    from streams.report import build_report, render_report, write_chart
+    # Imported here: the report pulls in matplotlib, which only this command should pay for
+    # when `pokazy` starts.
+    from streams.tools.report import build_report, render_report, write_chart
 
     target = None
     if period is not None:

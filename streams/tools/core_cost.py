@@ -1,8 +1,8 @@
 """The worker's own cost per submission, measured in process: no Kafka, no ClickHouse, no faust.
 
 The same `Pipeline` the worker runs handles the encoded messages in per-partition batches, as
-`streams.delivery` gives them (decode, judge, each account's state read and written once per
-batch through its byte codec, the replies encoded and queued, the rows built, the batch
+`streams.pipeline.delivery` gives them (decode, judge, each account's state read and written
+once per batch through its byte codec, the replies encoded and queued, the rows built, the batch
 acknowledged after its write); only its edges are in memory: the accounts table is a dict, the
 producer completes every send at once and the sink drops the rows it is given. What remains is
 the cost that caps a worker besides Kafka and ClickHouse, in CPU microseconds per submission
@@ -19,12 +19,12 @@ from typing import Any
 
 from faust.types import TP
 
-from streams.codec import default_codec
-from streams.decode import METER_INSTALLED, READING_SUBMITTED
-from streams.outbox import AccountTable, Outbox, account_partition
+from streams.adapters.avro import default_codec
+from streams.adapters.decode import METER_INSTALLED, READING_SUBMITTED
+from streams.pipeline.outbox import AccountTable, Outbox, account_partition
+from streams.pipeline.sink import Batch, ClickHouseSink
+from streams.pipeline.worker import Pipeline, throughput_gc
 from streams.settings import Settings
-from streams.sink import Batch, ClickHouseSink
-from streams.worker import Pipeline, throughput_gc
 
 # Records per partition batch: what one fetch gives a busy worker.
 FETCH_RECORDS = 500

@@ -19,9 +19,8 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from streams.admission import REPLAY_HEADER, replay_signature
-from streams.codec import AvroCodec, default_codec
-from streams.decode import (
+from streams.adapters.avro import AvroCodec, default_codec
+from streams.adapters.decode import (
     METER_INSTALLED,
     METER_REMOVED,
     PERIOD_CLOSE_REQUESTED,
@@ -29,11 +28,12 @@ from streams.decode import (
     PeriodCloseRequested,
     submission_from_datum,
 )
+from streams.adapters.kafka_security import kafka_python_client
+from streams.adapters.signing import REPLAY_HEADER, replay_signature
 from streams.domain.calendar import Period
 from streams.domain.model import Rules
 from streams.domain.validation import malformation
 from streams.errors import BrokerUnavailable, InvalidEvent
-from streams.kafka_security import kafka_python_client
 from streams.settings import Settings
 
 _REGISTRY_TYPES = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}

@@ -23,13 +23,14 @@ from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from streams.admission import DEFAULT_MAX_MESSAGE_BYTES, INTERNAL_ERROR
-from streams.clickhouse import ClickHouse
+from streams.adapters.clickhouse import ClickHouse
 from streams.domain.calendar import Period, kyiv_date
 from streams.domain.closing import BillingLine
 from streams.domain.model import Submission, SubmissionOutcome
 from streams.domain.validation import is_redelivery
-from streams.metrics import Metrics
+from streams.pipeline.admission import INTERNAL_ERROR
+from streams.pipeline.metrics import Metrics
+from streams.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 

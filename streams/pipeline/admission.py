@@ -15,27 +15,21 @@ partition:
    close request only from the readings topic with billing's signature. Anything else is
    UNAUTHORIZED, and nothing is changed.
 
-Apart from them, `is_authentic_replay` decides whether a submission is a replay by billing
-(`rejections replay`), which the rules judge again rather than treat as a duplicate.
+Apart from them, `streams.adapters.signing.is_authentic_replay` decides whether a submission is
+a replay by billing (`rejections replay`), which the rules judge again rather than treat as a
+duplicate.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from streams.codec import AvroCodec
-from streams.decode import Inbound, PeriodCloseRequested, decode_inbound
+from streams.adapters.avro import AvroCodec
+from streams.adapters.decode import Inbound, PeriodCloseRequested, decode_inbound
 from streams.domain.model import MeterInstalled, MeterRemoved, Reason
 from streams.errors import DecodeError
-
-# The largest message the worker decodes. The largest submission within the string limits of
-# `streams.domain.model` is under 14 KB of Avro; registry events and close requests are far
-# smaller. Kafka's own default (1 MB) would let one message cost a thousand times that.
-DEFAULT_MAX_MESSAGE_BYTES = 16_384
+from streams.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 # Not domain reasons: the worker failed on a message because of a defect of its own, or a
 # message asked for what only billing may do (master data, a period close) without being
@@ -45,14 +39,6 @@ UNAUTHORIZED = "UNAUTHORIZED"
 
 #: Every reason a `rejections` row can carry: the domain's codes and the worker's two.
 REJECTION_REASONS = frozenset({*(str(r) for r in Reason), INTERNAL_ERROR, UNAUTHORIZED})
-
-# The Kafka header `rejections replay` sets on what it re-publishes; its value is
-# `replay_signature(payload)`. Anyone who can write the readings topic can set a header, so the
-# name alone proves nothing: only billing's control key makes the value.
-REPLAY_HEADER = "pokazy-replay"
-
-# Kafka headers as the clients give them: (name, value) pairs, or a mapping in some drivers.
-Headers = Iterable[tuple[str | bytes, bytes | None]] | Mapping[str | bytes, bytes | None] | None
 
 
 class Source(enum.StrEnum):
@@ -97,32 +83,3 @@ def admit(
     if isinstance(inbound, MeterInstalled | MeterRemoved) and source is not Source.REGISTRY:
         return Refused(UNAUTHORIZED, "master data is obeyed only from billing's registry topic")
     return inbound
-
-
-# The control key also signs period closes: a replay signature covers this prefix too, so no
-# signature made for one purpose can ever verify for the other.
-_REPLAY_DOMAIN = b"pokazy-replay\0"
-
-
-def replay_signature(payload: bytes, control_key: bytes) -> bytes:
-    """The replay header's value for `payload`: its hex HMAC-SHA256 with the control key."""
-    return hmac.new(control_key, _REPLAY_DOMAIN + payload, hashlib.sha256).hexdigest().encode()
-
-
-def is_authentic_replay(headers: Headers, payload: bytes, control_key: bytes) -> bool:
-    """Whether `rejections replay` marked this very payload, with billing's control key.
-
-    A replayed submission whose readings were all rejected is judged again; any other is a
-    duplicate. A replay header that does not verify (forged, or copied onto another payload)
-    is ignored: the message is judged as any other, so it cannot reopen a rejected event_id.
-    """
-    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-    values = [
-        value
-        for name, value in pairs
-        if (name.decode(errors="replace") if isinstance(name, bytes) else name) == REPLAY_HEADER
-    ]
-    if not values:
-        return False  # the usual case: no HMAC to compute
-    expected = replay_signature(payload, control_key)
-    return any(isinstance(v, bytes) and hmac.compare_digest(v, expected) for v in values)

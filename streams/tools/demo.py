@@ -23,21 +23,21 @@ from kafka import KafkaProducer
 from rich.console import Console
 from rich.progress import Progress
 
+from streams.adapters.kafka_security import kafka_python_client
+from streams.adapters.topics import ensure_topics, wait_until_idle
 from streams.domain.calendar import Period, kyiv_date, submission_window
 from streams.errors import PokazyError
-from streams.kafka_security import kafka_python_client
+from streams.sdk.producer import PokazyProducer
 from streams.settings import Settings
+from streams.tools.query import run_query
+from streams.tools.report import build_report, render_report, write_chart
+from streams.tools.simulate import simulate, write_simulation
+from streams.tools.stack import local_kafka
 
 DEMO_START = Period(2023, 3)  # March to May 2023: the window of the press release, 30 May - 3 June
 
 
 def run_demo(settings: Settings, *, accounts: int, months: int, console: Console) -> None:
-    from streams.cli import local_kafka, run_query, wait_until_idle
-    from streams.producer import PokazyProducer
-    from streams.report import build_report, render_report, write_chart
-    from streams.simulate import simulate, write_simulation
-    from streams.topics import ensure_topics
-
     out = settings.data_dir / "demo"
     out.mkdir(parents=True, exist_ok=True)
     with Progress(console=console, transient=True) as bar:

@@ -1,6 +1,6 @@
 """`pokazy simulate`: write realistic bot traffic to a directory, with a progress bar.
 
-The generator lives in `streams.simulate`; this is its command line: parse the options, show
+The generator lives in `streams.tools.simulate`; this is its command line: parse the options, show
 progress on long runs, write the files and print what the manifest counted.
 """
 
@@ -24,7 +24,7 @@ from rich.table import Table
 from streams.domain.calendar import Period
 
 if TYPE_CHECKING:
-    from streams.simulate import Simulation, SimulationFiles
+    from streams.tools.simulate import Simulation, SimulationFiles
 
 console = Console()
 err = Console(stderr=True)
@@ -45,7 +45,7 @@ def simulate_command(
     Writes {registry,submissions,truth,malformed}.jsonl, closes.txt and manifest.json to --out.
     """
     # Imported when run: the generator loads the Avro codec, which `pokazy --help` need not.
-    from streams.simulate import DEFAULT_START, simulate, write_simulation
+    from streams.tools.simulate import DEFAULT_START, simulate, write_simulation
 
     try:
         first = Period.parse(start) if start is not None else DEFAULT_START

@@ -5,25 +5,33 @@ from __future__ import annotations
 import csv
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-import tenacity
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from streams.errors import BrokerUnavailable, ClickHouseUnavailable, PokazyError
-from streams.report_cli import report_command
+from streams.adapters.topics import ensure_topics, wait_until_idle
+from streams.cli.report import report_command
+from streams.cli.simulate import simulate_command
+from streams.domain.calendar import Period, kyiv_date, submission_window
+from streams.domain.model import Reason
+from streams.errors import PokazyError
+from streams.pipeline.admission import INTERNAL_ERROR
+from streams.sdk.producer import PokazyProducer
 from streams.settings import Settings
-from streams.simulate_cli import simulate_command
+from streams.tools.query import run_query
+from streams.tools.replay import Replayed, replay_targets
+from streams.tools.stack import local_kafka
+
+# The worker (faust), the demo (matplotlib) and the benchmark are imported by their own
+# commands: every other command would pay for them when `pokazy` starts.
 
 app = typer.Typer(
     help="pokazy: meter readings from chat-bots into ClickHouse billing.", no_args_is_help=True
@@ -45,27 +53,6 @@ err = Console(stderr=True)
 
 def _settings() -> Settings:
     return Settings.from_env()
-
-
-def local_kafka(settings: Settings, *, secure: bool = False, tls: bool = False) -> Any:
-    """The local broker that serves `POKAZY_KAFKA_BOOTSTRAP` (its port; controller on port+1).
-
-    `secure` and `tls` matter only to `up()`: status and stop read the running broker's own
-    configuration.
-    """
-    from streams.stack import LocalKafka
-
-    port = int(settings.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
-    password = settings.kafka_sasl_password
-    return LocalKafka(
-        settings.data_dir,
-        port=port,
-        controller_port=port + 1,
-        secure=secure,
-        tls=tls,
-        sasl_username=settings.kafka_sasl_username if secure else None,
-        sasl_password=password.get_secret_value() if secure and password else None,
-    )
 
 
 @stack_app.command("up")
@@ -113,7 +100,7 @@ def stack_status() -> None:
 @app.command()
 def worker() -> None:
     """Run the faust worker in the foreground (several form one consumer group)."""
-    from streams.worker import run_worker
+    from streams.pipeline.worker import run_worker
 
     run_worker(_settings())
 
@@ -129,9 +116,6 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _publish(path: Path, kind: str) -> None:
-    from streams.producer import PokazyProducer
-    from streams.topics import ensure_topics
-
     settings = _settings()
     ensure_topics(settings)
     total = sum(1 for line in path.open("rb") if line.strip())
@@ -172,12 +156,6 @@ def close_period_command(
     requested_by: Annotated[str, typer.Option(help="who asks (kept in the log)")] = "cli",
 ) -> None:
     """Close a billing period on every partition (billing only; idempotent)."""
-    from datetime import UTC, datetime
-
-    from streams.domain.calendar import Period, kyiv_date, submission_window
-    from streams.producer import PokazyProducer
-    from streams.topics import ensure_topics
-
     try:
         target = Period.parse(period)
     except ValueError as exc:
@@ -209,11 +187,6 @@ def rejections_replay(
     Messages kept as INTERNAL_ERROR (a defect of the worker, fixed since) go back to the topic
     they came from; a period close among them is not re-sent: run `close-period` again.
     """
-    from streams.admission import INTERNAL_ERROR
-    from streams.domain.calendar import Period
-    from streams.domain.model import Reason
-    from streams.producer import PokazyProducer
-
     settings = _settings()
     if reason is not None and reason not in {*Reason.__members__, INTERNAL_ERROR}:
         raise typer.BadParameter(f"unknown reason {reason!r}")
@@ -255,143 +228,12 @@ def rejections_replay(
     console.print(f"re-published {len(messages)} rejected messages")
 
 
-@dataclass(frozen=True, slots=True)
-class Replayed:
-    """A stored message on its way back: the topic it belongs to (without prefix), its key."""
-
-    topic: str
-    key: bytes
-    payload: bytes
-
-
-def replay_targets(payloads: list[bytes], period: Any = None) -> tuple[list[Replayed], int]:
-    """Where each INTERNAL_ERROR payload goes back to, and how many cannot go back.
-
-    Submissions go to the readings topic and master data to the registry topic, each keyed by
-    its account; with `period`, only submissions of that period (by Kyiv date) and no master
-    data. Period closes and undecodable bytes are counted as skipped.
-    """
-    from streams.decode import decode_inbound
-    from streams.domain.model import MeterInstalled, MeterRemoved, Submission
-
-    found: list[Replayed] = []
-    skipped = 0
-    for payload in payloads:
-        try:
-            inbound = decode_inbound(payload)
-        except PokazyError:
-            skipped += 1
-            continue
-        if isinstance(inbound, Submission):
-            if period is None or _period_of(inbound.submitted_at) == period:
-                found.append(Replayed("readings", inbound.account_id.encode(), payload))
-        elif isinstance(inbound, MeterInstalled | MeterRemoved):
-            if period is None:
-                found.append(Replayed("registry", inbound.account_id.encode(), payload))
-        else:
-            skipped += 1
-    return found, skipped
-
-
-def _period_of(instant: Any) -> Any:
-    """The period of an instant by Kyiv date; None outside the periods pokazy knows."""
-    from streams.domain.calendar import Period, kyiv_date
-
-    try:
-        return Period.of(kyiv_date(instant))
-    except (ValueError, OverflowError):
-        return None
-
-
-def wait_until_idle(settings: Settings, timeout: float) -> None:
-    """Block until every message published before the call is processed and in ClickHouse.
-
-    The worker commits an offset only after the rows of every message before it are inserted,
-    so a committed offset at the end offset means those messages are queryable.
-    """
-    from streams.topics import committed_offsets, input_end_offsets
-
-    ends = input_end_offsets(settings)
-    deadline = time.monotonic() + timeout
-    behind: dict[Any, int] = dict(ends)
-    while True:
-        try:
-            committed = committed_offsets(settings)
-            behind = {tp: end for tp, end in ends.items() if committed.get(tp, 0) < end}
-        except BrokerUnavailable:
-            pass  # e.g. the group coordinator is still being elected: ask again
-        if not behind:
-            return
-        if time.monotonic() > deadline:
-            lag = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in behind)
-            raise PokazyError(f"not idle after {timeout:.0f}s; behind: {lag}")
-        time.sleep(0.25)
-
-
 @app.command("wait-idle")
 def wait_idle(timeout: Annotated[float, typer.Option(help="seconds")] = 300.0) -> None:
     """Return once everything published so far is processed and queryable."""
     started = time.monotonic()
     wait_until_idle(_settings(), timeout)
     console.print(f"idle after {time.monotonic() - started:.1f}s")
-
-
-class _StoreBusy(PokazyError):
-    """The embedded store is locked by a worker whose web port does not answer (yet)."""
-
-
-def run_query(
-    settings: Settings, query: str, *, wait: float = 60, through_worker: bool = False
-) -> tuple[list[str], list[list[Any]]]:
-    """A read-only query: through the running worker if there is one, else directly.
-
-    A worker that is starting already holds the chdb directory before its
-    web port answers; the query then waits up to `wait` seconds for one of the two to open.
-    `through_worker` never opens the store here: for a long-lived caller (the benchmark, a test)
-    that watches a running worker, which must not find its directory taken if it restarts.
-    """
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(_StoreBusy),
-        stop=tenacity.stop_after_delay(wait),
-        wait=tenacity.wait_fixed(0.5),
-        reraise=True,
-    )
-    return retrying(_run_query_once, settings, query, through_worker)
-
-
-def _run_query_once(
-    settings: Settings, query: str, through_worker: bool
-) -> tuple[list[str], list[list[Any]]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{settings.web_port}/sql",
-        data=orjson.dumps({"query": query}),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            body = orjson.loads(response.read())
-        return body["columns"], body["rows"]
-    except urllib.error.HTTPError as exc:
-        raise PokazyError(orjson.loads(exc.read()).get("error", str(exc))) from exc
-    except (urllib.error.URLError, ConnectionError) as exc:
-        if through_worker:
-            raise _StoreBusy(f"the worker's web port {settings.web_port} does not answer") from exc
-        # no worker here: open ClickHouse ourselves
-    from streams.clickhouse import ClickHouse
-
-    try:
-        clickhouse = ClickHouse(settings.clickhouse_dsn, settings.clickhouse_database)
-    except ClickHouseUnavailable as exc:
-        if settings.embedded_clickhouse:
-            raise _StoreBusy(
-                f"{exc}; is a worker starting? its web port {settings.web_port} does not answer"
-            ) from exc
-        raise
-    try:
-        result = clickhouse.query(query, read_only=True)
-    finally:
-        clickhouse.close()
-    return list(result.columns), [list(row) for row in result.rows]
 
 
 @app.command()
@@ -425,7 +267,7 @@ def demo(
     months: Annotated[int, typer.Option(help="simulated months, from March 2023")] = 3,
 ) -> None:
     """The main job end to end on the embedded default: simulate, process, close, report."""
-    from streams.demo import run_demo
+    from streams.tools.demo import run_demo
 
     run_demo(_settings(), accounts=accounts, months=months, console=console)
 
@@ -464,7 +306,7 @@ def bench(
 ) -> None:
     """The benchmark: throughput, latency, memory, state, restarts, registry and period close,
     against a raw baseline."""
-    from streams.bench import BenchOptions, run_bench, run_core_bench
+    from streams.tools.bench import BenchOptions, run_bench, run_core_bench
 
     options = BenchOptions(
         accounts=accounts,

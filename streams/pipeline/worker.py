@@ -1,9 +1,9 @@
 """The faust worker: decode → validate (domain core) → state (table) → sink (ClickHouse) + reply.
 
 The readings and registry topics (both keyed by account, with equal partition counts) reach the
-pipeline one fetched partition batch at a time (`streams.delivery`), so an account's events are
-judged in the order they were published, and its state lives in one table entry on the same
-partition.
+pipeline one fetched partition batch at a time (`streams.pipeline.delivery`), so an account's
+events are judged in the order they were published, and its state lives in one table entry on
+the same partition.
 
 The delivery order, per batch, and what a crash at each step costs:
 
@@ -11,9 +11,9 @@ The delivery order, per batch, and what a crash at each step costs:
    once and kept decoded for the rest of the batch — crash: the batch is read again.
 2. write each changed account's new state once to the table's store and queue it for the
    changelog; send the changelog records and the replies to the producer in bulk (see
-   `streams.outbox`) — crash: the changelog may be ahead of the committed offset; on replay the
-   account remembers the submission and re-emits the *same* outcome and rows, so nothing is
-   judged twice.
+   `streams.pipeline.outbox`) — crash: the changelog may be ahead of the committed offset; on
+   replay the account remembers the submission and re-emits the *same* outcome and rows, so
+   nothing is judged twice.
 3. add the rows to the sink buffer; the batch stays unacknowledged.
 4. the sink writes (enough rows, or the oldest waited `sink_flush_interval`), retrying until
    ClickHouse has the rows; then the changelog records and replies of the batches it carries
@@ -46,18 +46,11 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 from faust.web import Request, Response, View
 
-from streams import delivery, faust_fixes
-from streams.admission import (
-    INTERNAL_ERROR,
-    UNAUTHORIZED,
-    Refused,
-    Source,
-    admit,
-    is_authentic_replay,
-)
-from streams.clickhouse import ClickHouse, QueryRejected
-from streams.codec import AvroCodec, default_codec
-from streams.decode import PERIOD_CLOSE_REQUESTED, SUBMISSION_OUTCOME, PeriodCloseRequested
+from streams.adapters.avro import AvroCodec, default_codec
+from streams.adapters.clickhouse import ClickHouse, QueryRejected
+from streams.adapters.decode import PERIOD_CLOSE_REQUESTED, SUBMISSION_OUTCOME, PeriodCloseRequested
+from streams.adapters.kafka_security import faust_credentials
+from streams.adapters.signing import is_authentic_replay
 from streams.domain.account import AccountState
 from streams.domain.calendar import kyiv_date, latest_closable_period
 from streams.domain.closing import close_period
@@ -72,11 +65,17 @@ from streams.domain.model import (
 )
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.errors import PokazyError
-from streams.kafka_security import faust_credentials
-from streams.metrics import CONTENT_TYPE
-from streams.outbox import AccountTable, Outbox, Sent, account_partition
-from streams.settings import Settings
-from streams.sink import (
+from streams.pipeline import delivery, faust_fixes
+from streams.pipeline.admission import (
+    INTERNAL_ERROR,
+    UNAUTHORIZED,
+    Refused,
+    Source,
+    admit,
+)
+from streams.pipeline.metrics import CONTENT_TYPE
+from streams.pipeline.outbox import AccountTable, Outbox, Sent, account_partition
+from streams.pipeline.sink import (
     Batch,
     ClickHouseSink,
     billing_rows,
@@ -85,7 +84,8 @@ from streams.sink import (
     submission_rows,
     undecodable_row,
 )
-from streams.state import decode_state, encode_state
+from streams.pipeline.state import decode_state, encode_state
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ class Pipeline:
     codec: AvroCodec = field(default_factory=default_codec)
     rules: Rules = field(default_factory=Rules)
     clock: Clock = utc_now
-    # Acknowledges a partition up to an offset for a consumer generation (`streams.delivery`).
+    # Acknowledges a partition up to an offset for a consumer generation
+    # (`streams.pipeline.delivery`).
     acknowledge: Callable[[TP, int, int], bool] | None = None
     # Stops the worker when a record cannot reach the broker (faust's `App.crash`).
     crash: Callable[[BaseException], Awaitable[None]] | None = None
@@ -549,7 +550,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
     table = app.Table(
         "accounts",
         default=None,
-        key_type=bytes,  # bytes keys and values: faust stores them raw (see streams.state)
+        key_type=bytes,  # bytes keys and values: faust stores them raw (see streams.pipeline.state)
         value_type=bytes,
         partitions=settings.partitions,
     )
@@ -563,7 +564,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
     store.migrate()
     sink = ClickHouseSink(store)
     faust_fixes.apply()
-    # The replies topic is created by `streams.topics.ensure_topics` with the input topics.
+    # The replies topic is created by `streams.adapters.topics.ensure_topics` with the input topics.
     # The aiokafka producer faust starts, for `send_batch`.
     outbox = Outbox(cast(Any, app.producer)._ensure_producer)
     consumer = app.consumer
@@ -577,7 +578,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
         crash=app.crash,
     )
     # The input topics are subscribed, and reach the pipeline per partition batch, in the
-    # order they were fetched; one handler call at a time (`streams.delivery`).
+    # order they were fetched; one handler call at a time (`streams.pipeline.delivery`).
     app.topics.add(inbox)
     consumer.route(inputs, pipeline.handle_batch, pipeline.finish)
 
@@ -600,7 +601,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
     @app.timer(STARVATION_CHECK)
     async def watch_delivery() -> None:
         # Records on the broker that an idle pipeline was never given mean a delivery defect
-        # (`streams.delivery` seeks back to whatever it does not deliver): say so, loudly,
+        # (`streams.pipeline.delivery` seeks back to whatever it does not deliver): say so, loudly,
         # and read them again.
         if app.rebalancing or app.in_recovery or not pipeline.idle_for(STARVATION_AFTER):
             return
@@ -667,7 +668,7 @@ def create_app(settings: Settings, clickhouse: ClickHouse | None = None) -> faus
 
 def run_worker(settings: Settings) -> None:
     """Run the worker in the foreground until stopped."""
-    from streams.topics import ensure_topics
+    from streams.adapters.topics import ensure_topics
 
     # Also the login check: a refused password ends the worker here with a one-line error,
     # before faust would retry it into a bootstrap failure.

@@ -480,7 +480,7 @@ class AvroCodec:
         schema is invalid, a file is not named by its schema's full name, or a history
         directory has no current schema.
         """
-        root = schemas_dir or Path(__file__).resolve().parent.parent / "schemas"
+        root = schemas_dir or Path(__file__).resolve().parents[2] / "schemas"
         current: dict[str, _Version] = {}
         for path in sorted(root.glob("*.avsc")):
             version = _load_version(path)

@@ -37,8 +37,9 @@ registry). What faust does per message, and how each duty is kept here:
    write on for partitions that are another worker's by then.
 5. **`current_event` for table writes.** faust's stores take a key's partition from the event
    being processed; `rocksdb://` writes into that partition's database. The pipeline writes
-   the account table through `streams.outbox.AccountTable`, which names the batch's partition
-   as the current event (`on_partition`) and sends the changelog record to that partition.
+   the account table through `streams.pipeline.outbox.AccountTable`, which names the batch's
+   partition as the current event (`on_partition`) and sends the changelog record to that
+   partition.
 6. **Backpressure.** The handler is awaited before the next batch is delivered, so the fetch
    waits while the pipeline waits for its sink or for the producer (aiokafka queues one batch
    per topic partition and blocks the next `send_batch` until it drains).

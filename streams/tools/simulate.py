@@ -43,8 +43,8 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from streams.codec import MAGIC, default_codec
-from streams.decode import READING_SUBMITTED
+from streams.adapters.avro import MAGIC, default_codec
+from streams.adapters.decode import READING_SUBMITTED
 from streams.domain.calendar import KYIV, Period, submission_window
 from streams.domain.zones import DEFAULT_DSO, SINGLE_ZONE, THREE_ZONE, TWO_ZONE, Zone
 

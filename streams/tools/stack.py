@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.errors import ConfigError, PokazyError
+from streams.settings import Settings
 
-POM = Path(__file__).resolve().parent.parent / "pom.xml"
+POM = Path(__file__).resolve().parents[2] / "pom.xml"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 HOST = "127.0.0.1"
 NODE_ID = 1
@@ -736,3 +737,22 @@ def _read_json(path: Path) -> dict[str, object] | None:
         return None
     data = json.loads(text)
     return data if isinstance(data, dict) else None
+
+
+def local_kafka(settings: Settings, *, secure: bool = False, tls: bool = False) -> LocalKafka:
+    """The local broker that serves `POKAZY_KAFKA_BOOTSTRAP` (its port; controller on port+1).
+
+    `secure` and `tls` matter only to `up()`: status and stop read the running broker's own
+    configuration.
+    """
+    port = int(settings.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+    password = settings.kafka_sasl_password
+    return LocalKafka(
+        settings.data_dir,
+        port=port,
+        controller_port=port + 1,
+        secure=secure,
+        tls=tls,
+        sasl_username=settings.kafka_sasl_username if secure else None,
+        sasl_password=password.get_secret_value() if secure and password else None,
+    )

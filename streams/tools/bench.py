@@ -2,10 +2,10 @@
 
 One run, in this order, on its own topics (a unique prefix), ClickHouse database and data dirs:
 
-0. **Prepare.** A registry of N meters (`streams.sample`) and M bot submissions (a month per
+0. **Prepare.** A registry of N meters (`streams.tools.sample`) and M bot submissions (a month per
    round over every account, with the customers' usual mistakes, retries and unknown accounts)
    are generated. Before any broker or worker shares the cores, the worker's own path is
-   timed on them in process (`streams.core_cost`: CPU per submission with no Kafka,
+   timed on them in process (`streams.tools.core_cost`: CPU per submission with no Kafka,
    ClickHouse or faust). The producer SDK's own rate is measured by publishing both to a scratch
    topic that nothing reads, so no worker competes with it for CPU.
 1. **Throughput.** K worker processes are started; the registry is published and processed
@@ -91,21 +91,26 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from streams.cli import local_kafka, run_query, wait_until_idle
-from streams.clickhouse import ClickHouse
-from streams.codec import default_codec
-from streams.core_cost import CoreFigures, core_rows, measure_core
+from streams.adapters.avro import default_codec
+from streams.adapters.clickhouse import ClickHouse
+from streams.adapters.kafka_security import aiokafka_options, kafka_python_client
+from streams.adapters.topics import (
+    ensure_topics,
+    input_end_offsets,
+    wait_until_assigned,
+    wait_until_idle,
+)
 from streams.domain.calendar import KYIV, Period, submission_window
 from streams.domain.zones import Zone
 from streams.errors import DecodeError, PokazyError
-from streams.kafka_security import aiokafka_options, kafka_python_client
-from streams.outbox import Outbox, account_partition
-from streams.producer import PokazyProducer
-from streams.sample import DAY_LABELS, NIGHT_LABELS, sample_month
+from streams.pipeline.outbox import Outbox, account_partition
+from streams.pipeline.sink import ClickHouseSink, Row, sender_hash
+from streams.sdk.producer import PokazyProducer
 from streams.settings import Settings
-from streams.sink import ClickHouseSink, Row, sender_hash
-from streams.stack import kafka_version
-from streams.topics import ensure_topics, input_end_offsets, wait_until_assigned
+from streams.tools.core_cost import CoreFigures, core_rows, measure_core
+from streams.tools.query import run_query
+from streams.tools.sample import DAY_LABELS, NIGHT_LABELS, sample_month
+from streams.tools.stack import kafka_version, local_kafka
 
 # The mix of the generated traffic, per submission (sample_month's shares).
 DUPLICATE_SHARE = 0.05  # the bot retries the same event
@@ -645,7 +650,7 @@ def run_core_bench(
     console: Console | None = None,
     json_path: Path | None = None,
 ) -> CoreFigures:
-    """Only the in-process phase (`streams.core_cost`): nothing is started, nothing is needed."""
+    """Only the in-process phase (`streams.tools.core_cost`): nothing is started or needed."""
     console = console or Console()
     traffic, submissions = _traffic(options)
     core = measure_core(settings, traffic.registry, submissions)
@@ -1362,7 +1367,7 @@ def _baseline(run: BenchRun, ends: dict[int, int], readings: int) -> tuple[Basel
         [
             sys.executable,
             "-m",
-            "streams.bench",
+            "streams.tools.bench",
             "raw-baseline",
             orjson.dumps({str(p): e for p, e in ends.items()}).decode(),
         ],
@@ -1637,7 +1642,7 @@ def _clean_up(run: BenchRun) -> None:
 
 
 def _raw_baseline_main(argv: list[str]) -> None:
-    """`python -m streams.bench raw-baseline '{"0": end, ...}'`: prints its figures as JSON."""
+    """`python -m streams.tools.bench raw-baseline '{"0": end, ...}'`: prints figures as JSON."""
     ends = {int(p): int(end) for p, end in orjson.loads(argv[0]).items()}
     figures = asyncio.run(_raw_consume(Settings.from_env(), ends))
     sys.stdout.buffer.write(orjson.dumps(figures) + b"\n")
@@ -1645,5 +1650,5 @@ def _raw_baseline_main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["raw-baseline"]:
-        raise SystemExit("usage: python -m streams.bench raw-baseline ENDS_JSON")
+        raise SystemExit("usage: python -m streams.tools.bench raw-baseline ENDS_JSON")
     _raw_baseline_main(sys.argv[2:])

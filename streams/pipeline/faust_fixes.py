@@ -13,7 +13,7 @@ ClickHouse, and these holes would commit past messages that were never processed
    head check entirely when the committed offset is 0. Here the head must be acknowledged.
 
 They guard the topics faust still delivers per message; the input topics are delivered per batch
-by `streams.delivery`, which never delivers past a hole (its rule 1).
+by `streams.pipeline.delivery`, which never delivers past a hole (its rule 1).
 """
 
 from __future__ import annotations

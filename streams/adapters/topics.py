@@ -9,8 +9,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from streams.adapters.kafka_security import kafka_python_client
 from streams.errors import BrokerUnavailable, PokazyError
-from streams.kafka_security import kafka_python_client
 from streams.settings import Settings
 
 INPUT_TOPICS = ("readings", "registry")
@@ -103,3 +103,26 @@ def wait_until_assigned(settings: Settings, members: int, timeout: float) -> Non
             time.sleep(0.1)
     finally:
         admin.close()
+
+
+def wait_until_idle(settings: Settings, timeout: float) -> None:
+    """Block until every message published before the call is processed and in ClickHouse.
+
+    The worker commits an offset only after the rows of every message before it are inserted,
+    so a committed offset at the end offset means those messages are queryable.
+    """
+    ends = input_end_offsets(settings)
+    deadline = time.monotonic() + timeout
+    behind: dict[TopicPartition, int] = dict(ends)
+    while True:
+        try:
+            committed = committed_offsets(settings)
+            behind = {tp: end for tp, end in ends.items() if committed.get(tp, 0) < end}
+        except BrokerUnavailable:
+            pass  # e.g. the group coordinator is still being elected: ask again
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            lag = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in behind)
+            raise PokazyError(f"not idle after {timeout:.0f}s; behind: {lag}")
+        time.sleep(0.25)

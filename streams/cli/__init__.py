@@ -1,0 +1,1 @@
+"""`pokazy …`: the commands, and nothing else."""
