@@ -1,7 +1,10 @@
-"""The error hierarchy: retryable infrastructure failures versus permanent bad input.
+"""The error hierarchy: retryable infrastructure failures versus permanent ones.
 
-A worker retries a `RetryableError` (with backoff, without committing past it) and turns a
-`PermanentError` into a rejection; nothing else should reach an agent's loop.
+A worker retries a `RetryableError` (with backoff, without committing past it). A
+`PermanentError` of a message (`InvalidEvent`, `DecodeError`) becomes a rejection with a reason
+code, and the partition goes on; one of the rows it writes (ClickHouse refusing them for good,
+`streams.adapters.clickhouse.InsertRefused`) stops the worker with its batch unacknowledged:
+retrying cannot succeed, and acknowledging would lose the rows.
 """
 
 from __future__ import annotations

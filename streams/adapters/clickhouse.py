@@ -25,9 +25,10 @@ from clickhouse_connect.driver.exceptions import (
     ClickHouseError,
     DatabaseError,
     OperationalError,
+    ProgrammingError,
 )
 
-from streams.errors import ClickHouseUnavailable, ConfigError, PermanentError
+from streams.errors import ClickHouseUnavailable, ConfigError, PermanentError, PokazyError
 from streams.settings import mask_url
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,45 @@ _STATEMENT_END = re.compile(r";\s*$", re.MULTILINE)
 
 class QueryRejected(PermanentError):
     """ClickHouse refused a query (syntax, unknown table, or a write on the read-only path)."""
+
+
+class InsertRefused(PermanentError):
+    """ClickHouse will never take these rows as they are: the table or its columns are not what
+    the rows are (a schema out of date), or a value does not fit its column's type. Retrying
+    the same rows cannot succeed; `code` is ClickHouse's error code when it gave one."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ClickHouse's error codes that refuse an insert for good: the database, table or a column is
+# missing or of another type, or a value cannot be read as its column's type. Any other
+# refusal (too many parts, memory, a timeout, a read-only replica, no space on the disk, ...)
+# is taken as an outage, retried until it passes.
+PERMANENT_INSERT_CODES = frozenset({
+    6,  # CANNOT_PARSE_TEXT
+    16,  # NO_SUCH_COLUMN_IN_TABLE
+    20,  # NUMBER_OF_COLUMNS_DOESNT_MATCH
+    26,  # CANNOT_PARSE_QUOTED_STRING
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    43,  # ILLEGAL_TYPE_OF_ARGUMENT
+    47,  # UNKNOWN_IDENTIFIER
+    53,  # TYPE_MISMATCH
+    60,  # UNKNOWN_TABLE
+    69,  # ARGUMENT_OUT_OF_BOUND
+    70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
+    81,  # UNKNOWN_DATABASE
+    117,  # INCORRECT_DATA
+    164,  # READONLY
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    497,  # ACCESS_DENIED
+})  # fmt: skip
+_ERROR_CODE = re.compile(r"\bCode: (\d+)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +209,7 @@ class ClickHouse:
         """Insert column-oriented data into a table of pokazy's database."""
         if self.fault_flag is not None and self.fault_flag.exists():
             raise ClickHouseUnavailable(f"injected outage ({self.fault_flag} exists)")
-        with _translated_errors(self.display):
+        try:
             self._client.insert(
                 table,
                 list(columns),
@@ -177,6 +217,8 @@ class ClickHouse:
                 database=self.database,
                 column_oriented=True,
             )
+        except Exception as exc:
+            raise insert_error(exc, self.display, f"{self.database}.{table}") from exc
         if self.hold_flag is not None and self.hold_flag.exists():
             _hold(self.hold_flag, table)
 
@@ -209,6 +251,27 @@ def _hold(flag: Path, table: str) -> None:
     log.warning("injected hold: an insert into %s is written but held while %s exists", table, flag)
     while flag.exists():
         time.sleep(0.05)
+
+
+def insert_error(exc: Exception, display: str, table: str) -> PokazyError:
+    """What a failed insert means: ClickHouse unavailable (retry), or the rows refused for good.
+
+    clickhouse-connect serializes the columns before sending: a value that does not fit its
+    column's type fails there (`ValueError`, `TypeError`), as a column the table lacks does
+    (`ProgrammingError`). A server's refusal carries its code (`PERMANENT_INSERT_CODES`).
+    """
+    if isinstance(exc, OperationalError | OSError):
+        return ClickHouseUnavailable(f"ClickHouse at {display} is unavailable: {exc}")
+    message = str(exc).strip()
+    if isinstance(exc, ProgrammingError | ValueError | TypeError):
+        return InsertRefused(f"rows for {table} do not fit it: {message}")
+    if isinstance(exc, DatabaseError):
+        found = _ERROR_CODE.search(message)
+        code = int(found.group(1)) if found else None
+        if code in PERMANENT_INSERT_CODES:
+            return InsertRefused(f"{table} refuses the rows: {message}", code=code)
+        return ClickHouseUnavailable(f"ClickHouse at {display} refused an insert: {message}")
+    return ClickHouseUnavailable(f"an insert into {table} at {display} failed: {exc!r}")
 
 
 # ClickHouse's answer to a write under `readonly = 1` (error code 164, READONLY).

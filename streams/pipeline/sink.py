@@ -28,6 +28,7 @@ from streams.domain.calendar import Period, kyiv_date
 from streams.domain.closing import BillingLine
 from streams.domain.model import Submission, SubmissionOutcome
 from streams.domain.validation import is_redelivery
+from streams.errors import RetryableError
 from streams.pipeline.admission import INTERNAL_ERROR
 from streams.pipeline.metrics import Metrics
 from streams.settings import DEFAULT_MAX_MESSAGE_BYTES
@@ -302,7 +303,8 @@ class ClickHouseSink:
         return batch
 
     async def write(self, batch: Batch) -> None:
-        """Insert a batch; returns only when all of it is in ClickHouse."""
+        """Insert a batch; returns only when all of it is in ClickHouse, or raises
+        `InsertRefused` for rows ClickHouse will never take."""
         await self._insert("readings_log", READING_COLUMNS, batch.readings)
         await self._insert("rejections_log", REJECTION_COLUMNS, batch.rejections)
         await self._insert("billing_log", BILLING_COLUMNS, batch.billing)
@@ -315,11 +317,14 @@ class ClickHouseSink:
         if not rows:
             return
         columns = _columns(rows, len(names))
-        # Retry forever, whatever the error: dropping rows would lose readings, and the
+        # An outage is retried forever: dropping rows would lose readings, and the
         # unacknowledged messages behind them hold the partition's offset where it is until
-        # ClickHouse takes them. The health endpoint turns unhealthy while this lasts.
+        # ClickHouse takes them. The health endpoint turns unhealthy while this lasts. Rows
+        # ClickHouse refuses for good (`InsertRefused`: a schema out of date, a value that does
+        # not fit its column) are raised at once: retrying them would stall the partition
+        # forever as if it were an outage.
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(Exception),
+            retry=retry_if_exception_type(RetryableError),
             wait=wait_exponential(multiplier=0.2, max=30),
             before_sleep=self._log_retry,
             reraise=True,

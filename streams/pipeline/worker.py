@@ -47,7 +47,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 
 from streams.adapters.avro import AvroCodec, default_codec
-from streams.adapters.clickhouse import ClickHouse, QueryRejected
+from streams.adapters.clickhouse import ClickHouse, InsertRefused, QueryRejected
 from streams.adapters.decode import PERIOD_CLOSE_REQUESTED, SUBMISSION_OUTCOME, PeriodCloseRequested
 from streams.adapters.kafka_security import faust_credentials
 from streams.adapters.signing import is_authentic_replay
@@ -133,7 +133,8 @@ class Pipeline:
     _last_message: float = field(default_factory=time.monotonic)
     # The accounts the batch being judged changed: decoded state, written once at its end.
     _changed: dict[bytes, AccountState] = field(default_factory=dict)
-    # Set when a write's records never reached Kafka: nothing after it may be acknowledged.
+    # Set when a write failed for good (its records never reached Kafka, or ClickHouse refuses
+    # its rows): nothing after it may be acknowledged.
     _failed: BaseException | None = None
     # Messages and readings judged since the last batch ended, by metric labels.
     _messages: Counter[str] = field(default_factory=Counter)
@@ -159,7 +160,7 @@ class Pipeline:
         """
         async with self._lock:
             if self._failed is not None:
-                raise PokazyError("an earlier write never reached Kafka") from self._failed
+                raise PokazyError("an earlier write failed for good") from self._failed
             self._last_message = time.monotonic()
             topic, partition = tp.topic, tp.partition
             source = self._sources.get(topic, Source.READINGS)
@@ -210,12 +211,13 @@ class Pipeline:
     async def carry_out(
         self, request: PeriodCloseRequested, payload: bytes, partition: int
     ) -> None:
-        """Close a period on this partition; only a failure to produce escapes (and stops the
-        worker), anything else is an INTERNAL_ERROR rejection of the request."""
+        """Close a period on this partition; only a failure to produce, or billing rows
+        ClickHouse refuses for good, escape (and stop the worker); anything else is an
+        INTERNAL_ERROR rejection of the request."""
         try:
             await self._close(request, partition)
-        except KafkaError:
-            raise  # records this batch queued were lost: it must not be acknowledged
+        except (KafkaError, InsertRefused):
+            raise  # records or rows of this batch were lost: it must not be acknowledged
         except Exception as exc:
             self._internal_error(payload, exc, Source.READINGS, partition)
 
@@ -302,24 +304,37 @@ class Pipeline:
     async def _write_then_ack(
         self, rows: Batch, sent: Sent, acks: list[tuple[TP, int, int]]
     ) -> None:
-        await self.sink.write(rows)  # retries until ClickHouse has every row
+        try:
+            await self.sink.write(rows)  # retries while ClickHouse is unavailable
+        except InsertRefused as exc:
+            # ClickHouse will never take these rows as they are; acknowledging would lose
+            # them, waiting would stall the partition for good. Stopping leaves them to be
+            # read again once the table is fixed (README, "Operating it").
+            await self._stop(exc, f"ClickHouse refuses a batch's rows for good; stopping: {exc}")
+            return
         try:
             offsets = await Outbox.settle(sent)
         except Exception as exc:
             # The producer retried for `producer_request_timeout` already. Acknowledging now
             # would let faust commit past state or replies the broker never got; stopping
             # leaves these records to be read again by the next worker.
-            log.critical("a changelog record or reply never reached Kafka; stopping: %r", exc)
-            self._failed = exc  # a later write must not acknowledge past these records
-            if self.crash is None:
-                raise
-            await self.crash(exc)
+            await self._stop(
+                exc, f"a changelog record or reply never reached Kafka; stopping: {exc!r}"
+            )
             return
         self.accounts.persisted(offsets)
         if self.acknowledge is not None and self._failed is None:
             for tp, offset, generation in acks:
                 self.acknowledge(tp, offset, generation)
         self.sink.metrics.progressed()
+
+    async def _stop(self, exc: BaseException, why: str) -> None:
+        """Stop the worker with this write's batches, and every later one, unacknowledged."""
+        log.critical("%s", why)
+        self._failed = exc  # a later write must not acknowledge past these records
+        if self.crash is None:
+            raise exc
+        await self.crash(exc)
 
     def process(
         self,

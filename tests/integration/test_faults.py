@@ -8,6 +8,8 @@ and compares `readings`, `rejections` and `billing` with it, row for row.
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -117,6 +119,49 @@ def test_clickhouse_outage_is_retried_without_loss_and_reported(
     _close(pipeline)
     pipeline.wait_idle()
     assert _get(port, "/health")[0] == 200
+    _assert_views(_views(pipeline), expected)
+
+
+def _alter(pipeline: Pipeline, statement: str) -> None:
+    """Change a table by hand, as an operator would, while no worker holds the store (from a
+    process of its own: chdb allows one directory per process)."""
+    script = (
+        "import sys; from streams.adapters.clickhouse import ClickHouse; "
+        "store = ClickHouse(sys.argv[1], sys.argv[2]); store.command(sys.argv[3]); store.close()"
+    )
+    dsn, database = pipeline.settings.clickhouse_dsn, pipeline.database
+    subprocess.run(
+        [sys.executable, "-c", script, dsn, database, statement.replace("{db}", database)],
+        cwd=ROOT, env=pipeline.env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_rows_clickhouse_refuses_for_good_stop_the_worker_until_the_table_is_fixed(
+    pipeline: Pipeline,
+) -> None:
+    worker = pipeline.worker()
+    month, expected = _month(300, seed=27)
+    _publish(pipeline, month.registry, "registry")
+    pipeline.wait_idle()
+    worker.stop()
+    # A column renamed by hand: no readings row fits the table any more.
+    _alter(pipeline, "ALTER TABLE {db}.readings_log RENAME COLUMN kwh TO kwh_by_hand")
+    worker = pipeline.worker()
+    _publish(pipeline, month.submissions, "readings")
+    assert worker.process is not None
+    try:
+        worker.process.wait(120)  # stops by itself, rather than retry for ever
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the worker kept running; log:\n{worker.log_tail()}") from None
+    assert "ClickHouse refuses a batch's rows for good" in worker.log_path.read_text()
+    with pytest.raises(PokazyError, match="not idle"):
+        pipeline.wait_idle(timeout=3)  # nothing committed past the refused rows
+
+    _alter(pipeline, "ALTER TABLE {db}.readings_log RENAME COLUMN kwh_by_hand TO kwh")
+    pipeline.worker()
+    pipeline.wait_idle()
+    _close(pipeline)
+    pipeline.wait_idle()
     _assert_views(_views(pipeline), expected)
 
 

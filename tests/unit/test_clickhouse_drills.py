@@ -12,6 +12,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
+
+from streams.adapters.clickhouse import InsertRefused, insert_error
+from streams.errors import ClickHouseUnavailable
+
 DATABASE = "pokazy_drills"
 
 
@@ -71,3 +77,63 @@ def test_an_outage_flag_fails_inserts_and_a_hold_flag_holds_a_written_insert(
     assert out["returned_once_removed"]
     assert out["rows_after_hold"] == 3
     assert out["flag_left_removed"]
+
+
+def _refusals(path: str) -> dict[str, Any]:
+    from streams.adapters.clickhouse import ClickHouse, InsertRefused
+
+    store = ClickHouse(f"chdb://{path}", DATABASE)
+    store.command(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+    store.command(f"CREATE TABLE {DATABASE}.t (n UInt32) ENGINE = MergeTree ORDER BY n")
+    out: dict[str, Any] = {}
+    for case, table, columns, names in [
+        ("value", "t", [["not a number"]], ["n"]),
+        ("column", "t", [[1]], ["gone"]),
+        ("table", "missing", [[1]], ["n"]),
+    ]:
+        try:
+            store.insert(table, columns, names)
+        except InsertRefused as exc:
+            out[case] = (exc.code, str(exc))
+    out["rows"] = int(store.query(f"SELECT count() FROM {DATABASE}.t").rows[0][0])
+    store.close()
+    return out
+
+
+def test_rows_clickhouse_will_never_take_are_refused_not_taken_for_an_outage(
+    tmp_path: Path,
+) -> None:
+    """A schema out of date or a value that does not fit: `InsertRefused`, which the worker
+    does not retry (a `ClickHouseUnavailable` would be retried forever)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        out = pool.submit(_refusals, str(tmp_path / "ch")).result(300)
+
+    assert set(out) == {"value", "column", "table", "rows"}
+    assert out["value"][0] is None and "pokazy_drills.t" in out["value"][1]
+    assert out["column"][0] is None and "gone" in out["column"][1]
+    assert out["table"][0] == 60 and "UNKNOWN_TABLE" in out["table"][1]
+    assert out["rows"] == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "refused"),
+    [
+        (DatabaseError("Code: 60. DB::Exception: Table x does not exist. (UNKNOWN_TABLE)"), True),
+        (DatabaseError("Code: 53. DB::Exception: Type mismatch (TYPE_MISMATCH)"), True),
+        (DatabaseError("Code: 241. DB::Exception: Memory limit exceeded (MEMORY_LIMIT)"), False),
+        (DatabaseError("Code: 252. DB::Exception: Too many parts (TOO_MANY_PARTS)"), False),
+        (DatabaseError("Code: 243. DB::Exception: Cannot reserve space (NOT_ENOUGH_SPACE)"), False),
+        (DatabaseError("a refusal without a code"), False),
+        (OperationalError("connection refused"), False),
+        (ConnectionResetError("reset by peer"), False),
+        (ProgrammingError("Unrecognized column 'x' in table t"), True),
+        (ValueError("invalid literal for int()"), True),
+        (TypeError("'NoneType' object is not iterable"), True),
+        (RuntimeError("something else"), False),
+    ],
+)
+def test_a_failed_insert_is_an_outage_unless_clickhouse_refuses_the_rows_for_good(
+    error: Exception, refused: bool
+) -> None:
+    meant = insert_error(error, "chdb://store", "pokazy.readings_log")
+    assert isinstance(meant, InsertRefused if refused else ClickHouseUnavailable)

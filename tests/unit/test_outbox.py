@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.types import TP
 
+from streams.adapters.clickhouse import InsertRefused
 from streams.adapters.decode import PeriodCloseRequested
 from streams.domain.calendar import Period
 from streams.errors import PokazyError
@@ -357,8 +358,40 @@ def test_after_a_write_whose_records_were_lost_nothing_is_acknowledged_again() -
         producer.deliver(1)
         await built._write_then_ack(Batch([], [], []), built.outbox.take(), [(READINGS, 20, 1)])
         assert acked == [] and len(crashes) == 1
-        with pytest.raises(PokazyError, match="never reached Kafka"):
+        with pytest.raises(PokazyError, match="failed for good"):
             await built.handle_batch(READINGS, [object()], 1)
+
+    run(scenario())
+
+
+def test_rows_clickhouse_refuses_for_good_stop_the_worker_with_their_batch_unacknowledged() -> None:
+    """Retrying them would stall the partition forever; acknowledging would lose them."""
+
+    async def scenario() -> None:
+        producer, table = FakeProducer(), FakeTable()
+        built, sink, crashes, acked = pipeline(producer, table)
+
+        async def refused(batch: Batch) -> None:
+            raise InsertRefused("pokazy.readings_log refuses the rows: Code: 16", code=16)
+
+        sink.write = refused  # type: ignore[method-assign]
+        built.accounts.put(b"a", b"v", 1)
+        await built.outbox.send_queued()
+        producer.deliver_all()
+        await built._write_then_ack(Batch([], [], []), built.outbox.take(), [(READINGS, 10, 1)])
+        assert acked == [] and len(crashes) == 1 and isinstance(crashes[0], InsertRefused)
+        with pytest.raises(PokazyError, match="failed for good"):
+            await built.handle_batch(READINGS, [object()], 1)
+
+        request = PeriodCloseRequested(Period(2023, 5), datetime(2023, 6, 5, tzinfo=UTC), "billing")
+
+        async def close_refused(*args: Any) -> None:
+            raise InsertRefused("pokazy.billing_log refuses the rows: Code: 53", code=53)
+
+        built._close = close_refused  # type: ignore[method-assign]
+        with pytest.raises(InsertRefused):  # not an INTERNAL_ERROR row: the billing is lost
+            await built.carry_out(request, b"payload", 0)
+        assert sink.pending_rows == 0
 
     run(scenario())
 
