@@ -12,23 +12,23 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from streams.adapters.avro import AvroCodec, default_codec
 from streams.domain.calendar import Period
 from streams.domain.model import (
-    MAX_ID_LENGTH,
     Meter,
     MeterInstalled,
     MeterRemoved,
     RegisterReading,
     Submission,
 )
-from streams.domain.validation import CANONICAL_UUID
-from streams.domain.zones import DEFAULT_DSO, Zone, is_valid_zone_set
+from streams.domain.validation import CANONICAL_UUID, registry_problem
+from streams.domain.zones import DEFAULT_DSO, Zone
 from streams.errors import DecodeError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RegistryEventT = TypeVar("RegistryEventT", MeterInstalled, MeterRemoved)
 
 READING_SUBMITTED = "pokazy.ReadingSubmitted"
 METER_INSTALLED = "pokazy.MeterInstalled"
@@ -105,42 +105,30 @@ def submission_from_datum(datum: Mapping[str, Any]) -> Submission:
 
 
 def _installed(datum: Mapping[str, Any]) -> MeterInstalled:
-    zones = tuple(Zone(z) for z in datum["zones"])
-    initial = {Zone(k): int(v) for k, v in datum["initial"].items()}
-    if not is_valid_zone_set(zones):
-        raise ValueError(f"{datum['zones']} is not a zone set pokazy bills")
-    if set(initial) != set(zones):
-        raise ValueError("initial readings must name exactly the meter's zones")
-    if not 1 <= datum["digits"] <= 12:
-        raise ValueError("digits must be 1-12")
-    if any(not 0 <= v < 10 ** datum["digits"] for v in initial.values()):
-        raise ValueError(f"initial readings must be 0 <= value < 10**{datum['digits']}")
     meter = Meter(
-        meter_id=_id(datum["meter_id"], "meter_id"),
-        zones=zones,
+        meter_id=datum["meter_id"],
+        zones=tuple(Zone(z) for z in datum["zones"]),
         digits=datum["digits"],
-        initial=initial,
+        initial={Zone(k): int(v) for k, v in datum["initial"].items()},
         installed_on=_date(datum["installed_on"]),
-        dso=_id(datum.get("dso") or DEFAULT_DSO, "dso"),
+        dso=datum.get("dso") or DEFAULT_DSO,
     )
-    return MeterInstalled(_id(datum["account_id"], "account_id"), meter)
+    return _applicable(MeterInstalled(datum["account_id"], meter))
 
 
 def _removed(datum: Mapping[str, Any]) -> MeterRemoved:
     final = {Zone(k): int(v) for k, v in datum["final"].items()}
-    return MeterRemoved(
-        _id(datum["account_id"], "account_id"),
-        _id(datum["meter_id"], "meter_id"),
-        final,
-        _date(datum["removed_on"]),
+    removed = MeterRemoved(
+        datum["account_id"], datum["meter_id"], final, _date(datum["removed_on"])
     )
+    return _applicable(removed)
 
 
-def _id(value: str, name: str) -> str:
-    """An id of master data, held to the limit submissions are: it keys state and rows."""
-    if not value.strip() or len(value) > MAX_ID_LENGTH:
-        raise ValueError(f"{name} must be 1-{MAX_ID_LENGTH} characters")
-    return value
+def _applicable(event: RegistryEventT) -> RegistryEventT:
+    problem = registry_problem(event)
+    if problem is not None:
+        raise ValueError(problem)
+    return event
 
 
 def _utc(value: datetime) -> datetime:

@@ -20,10 +20,9 @@ from rich.table import Table
 from streams.adapters.topics import ensure_topics, wait_until_idle
 from streams.cli.report import report_command
 from streams.cli.simulate import simulate_command
-from streams.domain.calendar import Period, kyiv_date, submission_window
+from streams.domain.calendar import Period, is_closable, kyiv_date, submission_window
 from streams.domain.model import Reason
 from streams.errors import PokazyError
-from streams.pipeline.admission import INTERNAL_ERROR
 from streams.sdk.producer import PokazyProducer
 from streams.settings import Settings
 from streams.tools.query import run_query
@@ -160,10 +159,9 @@ def close_period_command(
         target = Period.parse(period)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    window_ends = submission_window(target)[1]
-    if kyiv_date(datetime.now(UTC)) <= window_ends and not force:
+    if not is_closable(target, kyiv_date(datetime.now(UTC))) and not force:
         raise PokazyError(
-            f"the window of {target} is open until {window_ends} (Kyiv); "
+            f"the window of {target} is open until {submission_window(target)[1]} (Kyiv); "
             "closing now would estimate readings customers may still send (--force to close)"
         )
     settings = _settings()
@@ -188,7 +186,7 @@ def rejections_replay(
     they came from; a period close among them is not re-sent: run `close-period` again.
     """
     settings = _settings()
-    if reason is not None and reason not in {*Reason.__members__, INTERNAL_ERROR}:
+    if reason is not None and reason not in Reason.__members__:
         raise typer.BadParameter(f"unknown reason {reason!r}")
     try:
         wanted_period = Period.parse(period) if period is not None else None
@@ -196,8 +194,8 @@ def rejections_replay(
         raise typer.BadParameter(str(exc)) from exc
     db = settings.clickhouse_database
     messages: list[Replayed] = []
-    if reason != INTERNAL_ERROR:
-        conditions = ["account_id != ''", "event_id != ''", f"reason != '{INTERNAL_ERROR}'"]
+    if reason != Reason.INTERNAL_ERROR:
+        conditions = ["account_id != ''", "event_id != ''", f"reason != '{Reason.INTERNAL_ERROR}'"]
         if reason is not None:
             conditions.append(f"reason = '{reason}'")
         if wanted_period is not None:
@@ -212,10 +210,10 @@ def rejections_replay(
             Replayed("readings", str(account).encode(), bytes.fromhex(str(payload)))
             for _, account, payload in rows
         ]
-    if reason in (None, INTERNAL_ERROR):
+    if reason in (None, Reason.INTERNAL_ERROR):
         _, rows = run_query(
             settings,
-            f"SELECT hex(payload) FROM {db}.rejections WHERE reason = '{INTERNAL_ERROR}' "
+            f"SELECT hex(payload) FROM {db}.rejections WHERE reason = '{Reason.INTERNAL_ERROR}' "
             "ORDER BY rejected_at",
         )
         found, skipped = replay_targets([bytes.fromhex(str(r[0])) for r in rows], wanted_period)

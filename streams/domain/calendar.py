@@ -98,6 +98,11 @@ def kyiv_date(instant: datetime) -> date:
     return instant.astimezone(KYIV).date()
 
 
+def period_of(instant: datetime) -> Period:
+    """The period an aware instant falls in, by its Kyiv local date (e.g. a rejection's)."""
+    return Period.of(kyiv_date(instant))
+
+
 def submission_window(period: Period) -> tuple[date, date]:
     """The first and last local dates (inclusive) of the window of `period`."""
     first = period.last_day - timedelta(days=WINDOW_DAYS_BEFORE_MONTH_END - 1)
@@ -122,10 +127,16 @@ def next_window_opens(day: date) -> date:
     return first if first > day else submission_window(Period.of(day).next())[0]
 
 
+def is_closable(period: Period, today: date) -> bool:
+    """Whether the window of `period` has ended by the local date `today`: closed earlier, it
+    would estimate readings that customers may still send."""
+    return submission_window(period)[1] < today
+
+
 def latest_closable_period(today: date) -> Period:
     """The latest period whose window has ended by the local date `today`."""
     period = Period.of(today).previous()
-    return period if submission_window(period)[1] < today else period.previous()
+    return period if is_closable(period, today) else period.previous()
 
 
 # Periods are parsed and printed for every stored state and every row: a few hundred distinct

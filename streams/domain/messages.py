@@ -144,6 +144,12 @@ def _when(day: date) -> Text:
     )
 
 
+def reply_status(outcome: SubmissionOutcome, duplicate: bool) -> OutcomeStatus:
+    """A submission's overall status as its reply says it: a duplicate is told it is one, with
+    its first outcome's readings."""
+    return OutcomeStatus.DUPLICATE if duplicate else outcome.status
+
+
 def submission_message(outcome: SubmissionOutcome, status: OutcomeStatus) -> Text:
     """A one-line summary of a submission's outcome."""
     if status is OutcomeStatus.DUPLICATE:

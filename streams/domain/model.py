@@ -15,7 +15,9 @@ from streams.domain.zones import DEFAULT_DSO, REGISTER_MAPS, Zone
 
 
 class Reason(enum.StrEnum):
-    """Why a register reading (or a whole submission) was rejected, in the order rules apply."""
+    """Every reason code a `rejections` row carries: why a register reading (or a whole
+    submission) was rejected, in the order the rules of SPEC §2.3 apply, then the two given to
+    a message as a whole (`MESSAGE_REASONS`)."""
 
     MALFORMED = "MALFORMED"
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
@@ -32,6 +34,15 @@ class Reason(enum.StrEnum):
     ZONES_SWAPPED = "ZONES_SWAPPED"
     BELOW_PREVIOUS = "BELOW_PREVIOUS"
     IMPLAUSIBLY_HIGH = "IMPLAUSIBLY_HIGH"
+    # Master data, or a period close, not sent by billing: nothing is changed.
+    UNAUTHORIZED = "UNAUTHORIZED"
+    # The worker failed on the message because of a defect of its own: it is kept with its
+    # payload, to be replayed once the defect is fixed.
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+#: The reasons no rule gives a reading: a message refused, or kept, whole.
+MESSAGE_REASONS = frozenset({Reason.UNAUTHORIZED, Reason.INTERNAL_ERROR})
 
 
 class Channel(enum.StrEnum):

@@ -11,13 +11,14 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from streams.domain.account import AccountState
 from streams.domain.calendar import Period, Placement, ReadingKind, kyiv_date, place_reading
 from streams.domain.ledger import Evaluation, Mark, evaluate_reading
 from streams.domain.model import (
+    MAX_ID_LENGTH,
     Meter,
     MeterInstalled,
     MeterRemoved,
@@ -29,7 +30,13 @@ from streams.domain.model import (
     Submission,
     SubmissionOutcome,
 )
-from streams.domain.zones import TWO_ZONE, Zone, normalize_register, zone_for_register
+from streams.domain.zones import (
+    TWO_ZONE,
+    Zone,
+    is_valid_zone_set,
+    normalize_register,
+    zone_for_register,
+)
 
 # Instants outside these years are typos or hostile input; rejecting them early also keeps
 # date arithmetic away from the ends of the calendar.
@@ -42,6 +49,33 @@ class _Rejected(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+# The most display digits of a meter pokazy keeps (a reading is below 10**digits).
+MAX_DIGITS = 12
+
+
+def registry_problem(event: RegistryEvent) -> str | None:
+    """What makes billing's master data impossible to apply, if anything (it is then refused
+    as MALFORMED, and nothing changes). Ids are held to the limit submissions are: they key
+    state and rows."""
+    if isinstance(event, MeterInstalled):
+        meter = event.meter
+        if not is_valid_zone_set(meter.zones):
+            return f"{[str(z) for z in meter.zones]} is not a zone set pokazy bills"
+        if set(meter.initial) != set(meter.zones):
+            return "initial readings must name exactly the meter's zones"
+        if not 1 <= meter.digits <= MAX_DIGITS:
+            return f"digits must be 1-{MAX_DIGITS}"
+        if any(not 0 <= v < meter.modulus for v in meter.initial.values()):
+            return f"initial readings must be 0 <= value < 10**{meter.digits}"
+        ids = [("meter_id", meter.meter_id), ("dso", meter.dso), ("account_id", event.account_id)]
+    else:
+        ids = [("account_id", event.account_id), ("meter_id", event.meter_id)]
+    for name, value in ids:
+        if not value.strip() or len(value) > MAX_ID_LENGTH:
+            return f"{name} must be 1-{MAX_ID_LENGTH} characters"
+    return None
 
 
 def apply_registry_event(state: AccountState | None, event: RegistryEvent) -> AccountState:
@@ -152,6 +186,44 @@ def _json(value: object) -> str:
 def is_redelivery(prior: SubmissionOutcome, submission: Submission) -> bool:
     """Whether a duplicate is the very submission `prior` judged (or cannot be told apart)."""
     return not prior.fingerprint or prior.fingerprint == submission_fingerprint(submission)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a judged submission leaves in the analyst tables."""
+
+    accepted: tuple[ReadingOutcome, ...] = ()  # a `readings` row each
+    rejected: tuple[ReadingOutcome, ...] = ()  # a `rejections` row each
+    # A replay withdraws what its earlier pass left in `rejections` and this one does not
+    # write again: these positions (-1: the whole submission's row), and the message's
+    # INTERNAL_ERROR row if it was kept as one.
+    replay: bool = False
+    withdrawn: tuple[int, ...] = ()
+
+
+def written_by(
+    submission: Submission, outcome: SubmissionOutcome, *, duplicate: bool, replayed: bool
+) -> Written:
+    """The rows a judged submission writes.
+
+    A duplicate re-emits its first outcome's rows when it is a redelivery of that submission:
+    if the first pass crashed after its state was saved but before its rows were written, this
+    is how they get written. Another submission reusing the event_id writes nothing: its rows
+    would replace the first one's (same keys) with its own time, channel and payload. A
+    `replayed` submission (`rejections replay`) also withdraws every rejection of its earlier
+    pass that this outcome does not write again: the readings now accepted, and the whole
+    submission's row (-1) or the single readings' rows, whichever was rejected before and is
+    not now (the master data that arrived since can change which of the two applies).
+    """
+    if duplicate and not is_redelivery(outcome, submission):
+        return Written()
+    rejected = outcome.rejected
+    if not replayed:
+        return Written(outcome.accepted, rejected)
+    rejected_now = {r.position for r in rejected}
+    earlier = (-1, *range(len(submission.readings)))
+    withdrawn = tuple(position for position in earlier if position not in rejected_now)
+    return Written(outcome.accepted, rejected, replay=True, withdrawn=withdrawn)
 
 
 def judge_submission(

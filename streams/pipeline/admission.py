@@ -31,15 +31,6 @@ from streams.domain.model import MeterInstalled, MeterRemoved, Reason
 from streams.errors import DecodeError
 from streams.settings import DEFAULT_MAX_MESSAGE_BYTES
 
-# Not domain reasons: the worker failed on a message because of a defect of its own, or a
-# message asked for what only billing may do (master data, a period close) without being
-# billing's.
-INTERNAL_ERROR = "INTERNAL_ERROR"
-UNAUTHORIZED = "UNAUTHORIZED"
-
-#: Every reason a `rejections` row can carry: the domain's codes and the worker's two.
-REJECTION_REASONS = frozenset({*(str(r) for r in Reason), INTERNAL_ERROR, UNAUTHORIZED})
-
 
 class Source(enum.StrEnum):
     """The input topic a message came from, which decides what it may ask for."""
@@ -52,7 +43,7 @@ class Source(enum.StrEnum):
 class Refused:
     """A message the worker will not act on: one `rejections` row with this reason."""
 
-    reason: str
+    reason: Reason
     detail: str
 
 
@@ -76,10 +67,12 @@ def admit(
         return Refused(Reason.MALFORMED, str(exc))
     if isinstance(inbound, PeriodCloseRequested):
         if source is not Source.READINGS or not inbound.signed_by(control_key):
-            return Refused(UNAUTHORIZED, "a period close without a valid billing signature")
+            return Refused(Reason.UNAUTHORIZED, "a period close without a valid billing signature")
         return inbound
     if key != inbound.account_id.encode():
         return Refused(Reason.MALFORMED, "message key is not its account_id")
     if isinstance(inbound, MeterInstalled | MeterRemoved) and source is not Source.REGISTRY:
-        return Refused(UNAUTHORIZED, "master data is obeyed only from billing's registry topic")
+        return Refused(
+            Reason.UNAUTHORIZED, "master data is obeyed only from billing's registry topic"
+        )
     return inbound

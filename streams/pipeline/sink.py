@@ -24,12 +24,11 @@ from typing import Any, TypeVar
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from streams.adapters.clickhouse import ClickHouse
-from streams.domain.calendar import Period, kyiv_date
+from streams.domain.calendar import period_of
 from streams.domain.closing import BillingLine
-from streams.domain.model import Submission, SubmissionOutcome
-from streams.domain.validation import is_redelivery
+from streams.domain.model import ReadingOutcome, Reason, Submission, SubmissionOutcome
+from streams.domain.validation import written_by
 from streams.errors import RetryableError
-from streams.pipeline.admission import INTERNAL_ERROR
 from streams.pipeline.metrics import Metrics
 from streams.settings import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -67,7 +66,10 @@ def sender_hash(key: bytes, channel: str, sender_id: str) -> str:
 
 
 def reading_rows(
-    submission: Submission, outcome: SubmissionOutcome, hashed_sender: str, now: datetime
+    submission: Submission,
+    accepted: Sequence[ReadingOutcome],
+    hashed_sender: str,
+    now: datetime,
 ) -> list[Row]:
     """One `readings` row per accepted register reading."""
     return [
@@ -88,13 +90,13 @@ def reading_rows(
             list(r.flags),
             now,
         )
-        for r in outcome.accepted
+        for r in accepted
     ]
 
 
 def rejection_rows(
     submission: Submission,
-    outcome: SubmissionOutcome,
+    rejected: Sequence[ReadingOutcome],
     hashed_sender: str,
     payload: bytes,
     now: datetime,
@@ -102,7 +104,7 @@ def rejection_rows(
     """One `rejections` row per rejected reading (one for a whole malformed submission)."""
     at = submission.submitted_at
     in_range = at.year in _CLICKHOUSE_YEARS
-    period = str(Period.of(kyiv_date(at))) if in_range else ""
+    period = str(period_of(at)) if in_range else ""
     return [
         (
             f"{submission.event_id}:{r.position}",
@@ -121,7 +123,7 @@ def rejection_rows(
             now,
             False,
         )
-        for r in outcome.rejected
+        for r in rejected
     ]
 
 
@@ -167,28 +169,15 @@ def submission_rows(
     *,
     replayed: bool = False,
 ) -> tuple[list[Row], list[Row]]:
-    """The `readings` and `rejections` rows a judged submission writes.
-
-    A duplicate re-emits its first outcome's rows when it is a redelivery of that submission:
-    if the first pass crashed after its state was saved but before its rows were written, this
-    is how they get written. Another submission reusing the event_id writes nothing: its rows
-    would replace the first one's (same keys) with its own time, channel and payload. A
-    `replayed` submission (`rejections replay`) also retracts every rejection of its earlier
-    pass that this outcome does not write again: the readings now accepted, and the whole
-    submission's row (-1) or the single readings' rows, whichever was rejected before and is
-    not now (the master data that arrived since can change which of the two applies).
-    """
-    if duplicate and not is_redelivery(outcome, submission):
-        return [], []
-    rejections = rejection_rows(submission, outcome, hashed_sender, payload, now)
-    if replayed:
-        rejected_now = {r.position for r in outcome.rejected}
-        earlier = (-1, *range(len(submission.readings)))
-        withdrawn = [position for position in earlier if position not in rejected_now]
+    """The `readings` and `rejections` rows a judged submission writes (which ones is the
+    domain's rule, `streams.domain.validation.written_by`), and the withdrawals of a replay."""
+    written = written_by(submission, outcome, duplicate=duplicate, replayed=replayed)
+    rejections = rejection_rows(submission, written.rejected, hashed_sender, payload, now)
+    if written.replay:
         rejections += retraction_rows(
-            submission.event_id, submission.account_id, withdrawn, payload, now
+            submission.event_id, submission.account_id, written.withdrawn, payload, now
         )
-    return reading_rows(submission, outcome, hashed_sender, now), rejections
+    return reading_rows(submission, written.accepted, hashed_sender, now), rejections
 
 
 def billing_rows(lines: Sequence[BillingLine], closed_at: datetime) -> list[Row]:
@@ -224,7 +213,7 @@ def undecodable_row(
     The key is the hash of the whole payload, so a redelivered message replaces its twin; what
     is stored is bounded (`stored_payload`, `bounded_detail`), whatever a producer sends.
     """
-    key = internal_error_key(payload) if reason == INTERNAL_ERROR else payload_key(payload)
+    key = internal_error_key(payload) if reason == Reason.INTERNAL_ERROR else payload_key(payload)
     return (
         key, "", "", None, None, None, reason, bounded_detail(detail), "", "",
         None, "", stored_payload(payload, max_payload), now, False,

@@ -54,11 +54,11 @@ from streams.adapters.signing import is_authentic_replay
 from streams.domain.account import AccountState
 from streams.domain.calendar import kyiv_date, latest_closable_period
 from streams.domain.closing import close_period
-from streams.domain.messages import reading_message, submission_message
+from streams.domain.messages import reading_message, reply_status, submission_message
 from streams.domain.model import (
     MeterInstalled,
     MeterRemoved,
-    OutcomeStatus,
+    Reason,
     Rules,
     Submission,
     SubmissionOutcome,
@@ -67,8 +67,6 @@ from streams.domain.validation import apply_registry_event, apply_submission
 from streams.errors import PokazyError
 from streams.pipeline import delivery, faust_fixes
 from streams.pipeline.admission import (
-    INTERNAL_ERROR,
-    UNAUTHORIZED,
     Refused,
     Source,
     admit,
@@ -234,7 +232,7 @@ class Pipeline:
                     payload,
                     f"internal error: {exc!r}",
                     self.clock(),
-                    reason=INTERNAL_ERROR,
+                    reason=Reason.INTERNAL_ERROR,
                     max_payload=self.settings.max_message_bytes,
                 )
             ]
@@ -355,9 +353,9 @@ class Pipeline:
             max_bytes=self.settings.max_message_bytes,
         )
         if isinstance(inbound, Refused):
-            kind = "unauthorized" if inbound.reason == UNAUTHORIZED else "undecodable"
+            kind = "unauthorized" if inbound.reason == Reason.UNAUTHORIZED else "undecodable"
             self._messages[kind] += 1
-            if inbound.reason == UNAUTHORIZED:
+            if inbound.reason == Reason.UNAUTHORIZED:
                 log.warning("refused on %s[%d]: %s", source, partition, inbound.detail)
             self.sink.add(
                 rejections=[
@@ -494,7 +492,7 @@ class Pipeline:
 
 def reply_datum(outcome: SubmissionOutcome, duplicate: bool, now: datetime) -> dict[str, Any]:
     """The `SubmissionOutcome` reply a bot gets for a submission, as an Avro datum."""
-    status = OutcomeStatus.DUPLICATE if duplicate else outcome.status
+    status = reply_status(outcome, duplicate)
     today = now.date()
     summary_uk, summary_en = submission_message(outcome, status)
     readings = []

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from streams.adapters.decode import decode_inbound
-from streams.domain.calendar import Period, kyiv_date
+from streams.domain.calendar import Period, period_of
 from streams.domain.model import MeterInstalled, MeterRemoved, Submission
 from streams.errors import PokazyError
 
@@ -49,8 +49,8 @@ def replay_targets(
 
 
 def _period_of(instant: datetime) -> Period | None:
-    """The period of an instant by Kyiv date; None outside the periods pokazy knows."""
+    """The period of an instant; None outside the periods pokazy knows."""
     try:
-        return Period.of(kyiv_date(instant))
+        return period_of(instant)
     except (ValueError, OverflowError):
         return None

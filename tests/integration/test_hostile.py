@@ -32,7 +32,7 @@ from streams.adapters.decode import (
     PeriodCloseRequested,
 )
 from streams.domain.calendar import Period
-from streams.pipeline.admission import UNAUTHORIZED
+from streams.domain.model import Reason
 from streams.pipeline.sink import OVERSIZED_PAYLOAD_KEPT
 from streams.sdk.producer import PokazyProducer
 from tests.integration.conftest import ROOT, Pipeline
@@ -145,17 +145,17 @@ def hostile_script() -> Script:
     s.valid(submission(SINGLE, "2023-05-16T10:00:00Z", [{"zone": "total", "value": 40100}]))
 
     # A bot cannot close a period, change master data or write outside its account.
-    s.bad(None, close_request(""), UNAUTHORIZED, partition=0)
-    s.bad(None, close_request(""), UNAUTHORIZED, partition=1)  # the same bytes: one row
+    s.bad(None, close_request(""), Reason.UNAUTHORIZED, partition=0)
+    s.bad(None, close_request(""), Reason.UNAUTHORIZED, partition=1)  # the same bytes: one row
     forged = PeriodCloseRequested(PERIOD, datetime(2023, 6, 4, tzinfo=UTC), "a bot")
-    s.bad(None, close_request(forged.sign(b"a bot's guess at the key")), UNAUTHORIZED, 0)
+    s.bad(None, close_request(forged.sign(b"a bot's guess at the key")), Reason.UNAUTHORIZED, 0)
     for obj in (
         {**REGISTRY[0], "meter_id": "EVIL-1", "initial": {"day": 5, "night": 5},
          "installed_on": "2023-05-20"},
         {"type": "MeterRemoved", "account_id": SINGLE, "meter_id": "NIK-2",
          "final": {"total": 40100}, "removed_on": "2023-05-20"},
     ):  # fmt: skip
-        s.bad(obj["account_id"].encode(), registry_datum(obj)[1], UNAUTHORIZED)
+        s.bad(obj["account_id"].encode(), registry_datum(obj)[1], Reason.UNAUTHORIZED)
     elsewhere = submission(TWO, window, [{"zone": "day", "value": 99999}])
     s.bad(k2, avro(elsewhere), "MALFORMED")  # account 1's reading keyed (routed) as account 2's
     s.bad(None, avro(submission(TWO, window, [{"zone": "day", "value": 1}])), "MALFORMED")

@@ -21,7 +21,7 @@ from streams.adapters.signing import REPLAY_HEADER, Headers, is_authentic_replay
 from streams.domain.calendar import Period
 from streams.domain.model import MeterInstalled, MeterRemoved, Reason, Submission
 from streams.errors import ConfigError
-from streams.pipeline.admission import UNAUTHORIZED, Refused, Source, admit
+from streams.pipeline.admission import Refused, Source, admit
 from streams.pipeline.sink import MAX_DETAIL_CHARS, OVERSIZED_PAYLOAD_KEPT, undecodable_row
 from streams.settings import DEFAULT_MAX_MESSAGE_BYTES, Settings
 
@@ -87,7 +87,7 @@ def test_master_data_is_obeyed_from_the_registry_topic_only() -> None:
         payload = encode(name, datum)
         assert isinstance(run(payload, source=Source.REGISTRY), kind)
         refused = run(payload, source=Source.READINGS)
-        assert isinstance(refused, Refused) and refused.reason == UNAUTHORIZED
+        assert isinstance(refused, Refused) and refused.reason == Reason.UNAUTHORIZED
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,9 @@ def test_only_a_signed_close_on_the_readings_topic_is_obeyed(
     if admitted:
         assert isinstance(outcome, PeriodCloseRequested)
     else:
-        assert outcome == Refused(UNAUTHORIZED, "a period close without a valid billing signature")
+        assert outcome == Refused(
+            Reason.UNAUTHORIZED, "a period close without a valid billing signature"
+        )
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,11 @@ from streams.domain.calendar import (
     KYIV,
     Period,
     ReadingKind,
+    is_closable,
     kyiv_date,
     latest_closable_period,
     next_window_opens,
+    period_of,
     place_reading,
     submission_window,
 )
@@ -367,3 +369,21 @@ def test_placement_agrees_with_windows(instant: datetime) -> None:
 )
 def test_latest_closable_period(today: str, period: str) -> None:
     assert str(latest_closable_period(date.fromisoformat(today))) == period
+
+
+def test_a_period_is_closable_once_its_window_has_ended() -> None:
+    may = Period(2023, 5)  # window 30 May - 3 June (Kyiv)
+    assert not is_closable(may, date(2023, 6, 3))
+    assert is_closable(may, date(2023, 6, 4))
+    assert not is_closable(Period(2023, 6), date(2023, 6, 4))
+
+
+@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2200, 12, 31)))
+def test_the_latest_closable_period_is_closable_and_the_next_is_not(today: date) -> None:
+    latest = latest_closable_period(today)
+    assert is_closable(latest, today) and not is_closable(latest.next(), today)
+
+
+def test_an_instant_belongs_to_the_period_of_its_kyiv_date() -> None:
+    assert period_of(utc("2023-05-31T21:30:00Z")) == Period(2023, 6)  # 00:30 on 1 June in Kyiv
+    assert period_of(utc("2023-05-31T20:30:00Z")) == Period(2023, 5)

@@ -8,8 +8,14 @@ from datetime import date
 import pytest
 
 from streams.domain.calendar import ReadingKind, place_reading
-from streams.domain.messages import reading_message, submission_message
-from streams.domain.model import OutcomeStatus, ReadingOutcome, Reason, SubmissionOutcome
+from streams.domain.messages import reading_message, reply_status, submission_message
+from streams.domain.model import (
+    MESSAGE_REASONS,
+    OutcomeStatus,
+    ReadingOutcome,
+    Reason,
+    SubmissionOutcome,
+)
 from streams.domain.zones import Zone
 
 CYRILLIC = re.compile("[\u0400-\u04ff]")
@@ -34,7 +40,11 @@ def accepted(day: date, zone: Zone = Zone.DAY, value: int = 12345) -> ReadingOut
     )
 
 
-@pytest.mark.parametrize("reason", list(Reason), ids=str)
+# The reasons a reading can be given; the others refuse or keep a message whole, unanswered.
+READING_REASONS = [reason for reason in Reason if reason not in MESSAGE_REASONS]
+
+
+@pytest.mark.parametrize("reason", READING_REASONS, ids=str)
 def test_every_reason_has_a_ukrainian_and_an_english_message(reason: Reason) -> None:
     uk, en = reading_message(rejected(reason), TODAY)
     assert uk.startswith("день: ")
@@ -51,9 +61,9 @@ def test_every_reason_has_a_ukrainian_and_an_english_message(reason: Reason) -> 
 
 
 def test_every_reason_has_its_own_message() -> None:
-    texts = [reading_message(rejected(reason), TODAY) for reason in Reason]
-    assert len({uk for uk, _ in texts}) == len(Reason)
-    assert len({en for _, en in texts}) == len(Reason)
+    texts = [reading_message(rejected(reason), TODAY) for reason in READING_REASONS]
+    assert len({uk for uk, _ in texts}) == len(READING_REASONS)
+    assert len({en for _, en in texts}) == len(READING_REASONS)
 
 
 @pytest.mark.parametrize(
@@ -167,3 +177,12 @@ def test_accepted_reading_names_the_provisional_kwh() -> None:
     uk, en = reading_message(reading, date(2023, 5, 30))
     assert en == "day: reading 12 345 accepted, 1 345 kWh since the previous one."
     assert uk == "день: показ 12 345 прийнято, спожито 1 345 кВт·год від попереднього."
+
+
+def test_a_duplicate_is_told_it_is_one_whatever_its_first_outcome() -> None:
+    accepted = SubmissionOutcome("e", "a", (ReadingOutcome(0, Zone.DAY, None, 1),))
+    refused = SubmissionOutcome("e", "a", (rejected(Reason.BELOW_PREVIOUS),))
+    assert reply_status(accepted, duplicate=False) is OutcomeStatus.ACCEPTED
+    assert reply_status(refused, duplicate=False) is OutcomeStatus.REJECTED
+    assert reply_status(accepted, duplicate=True) is OutcomeStatus.DUPLICATE
+    assert reply_status(refused, duplicate=True) is OutcomeStatus.DUPLICATE

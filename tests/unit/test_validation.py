@@ -31,7 +31,14 @@ from streams.domain.model import (
     Submission,
     SubmissionOutcome,
 )
-from streams.domain.validation import apply_registry_event, apply_submission, judge_submission
+from streams.domain.validation import (
+    Written,
+    apply_registry_event,
+    apply_submission,
+    judge_submission,
+    registry_problem,
+    written_by,
+)
 from streams.domain.zones import SINGLE_ZONE, THREE_ZONE, TWO_ZONE, Zone
 from streams.errors import DecodeError
 
@@ -649,21 +656,60 @@ def test_duplicate_with_a_different_payload_still_gets_the_first_outcome() -> No
 def test_only_a_redelivery_rewrites_the_rows_of_a_duplicate() -> None:
     """A crash's redelivery writes its first rows again; another message reusing the event_id
     (a buggy or hostile bot) must not replace them with its own time, channel or payload."""
-    from streams.pipeline.sink import submission_rows
-
     first_submission = sub(r(15_000, DAY))
     state, first, _ = apply_submission(TWO, first_submission, now=NOW, rules=RULES)
-    first_rows = submission_rows(first_submission, first, False, "h", b"first", NOW)
-    assert len(first_rows[0]) == 1
+    written = written_by(first_submission, first, duplicate=False, replayed=False)
+    assert written == Written(accepted=first.accepted)
+    assert len(written.accepted) == 1
     redelivered = apply_submission(state, first_submission, now=NOW, rules=RULES)
     assert redelivered[2]
-    assert submission_rows(first_submission, redelivered[1], True, "h", b"first", NOW) == (
-        first_rows
-    )
+    assert written_by(first_submission, redelivered[1], duplicate=True, replayed=False) == written
     impostor = replace(first_submission, submitted_at=datetime(9999, 12, 31, tzinfo=UTC))
     _, again, duplicate = apply_submission(state, impostor, now=NOW, rules=RULES)
     assert duplicate and again == first
-    assert submission_rows(impostor, again, True, "h", b"impostor", NOW) == ([], [])
+    assert written_by(impostor, again, duplicate=True, replayed=True) == Written()
+
+
+def test_a_replay_withdraws_what_its_first_pass_rejected_and_this_one_does_not() -> None:
+    submission = sub(r(15_000, DAY), r(99_999, NIGHT))
+    _, again, _ = apply_submission(TWO, submission, now=NOW, rules=RULES, replayed=True)
+    written = written_by(submission, again, duplicate=False, replayed=True)
+    assert [x.position for x in written.accepted] == [0]
+    assert [x.position for x in written.rejected] == [1]
+    assert written.replay and written.withdrawn == (-1, 0)
+    whole = judge(TWO, sub(r(1, DAY), r(2, DAY), event_id=submission.event_id))
+    assert [x.position for x in whole.readings] == [-1]
+    assert written_by(submission, whole, duplicate=False, replayed=True).withdrawn == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        (MeterInstalled(ACCOUNT, two_zone()), None),
+        (MeterRemoved(ACCOUNT, GAMA, {DAY: 1, NIGHT: 2}, date(2024, 1, 1)), None),
+        (
+            MeterInstalled(ACCOUNT, Meter(GAMA, (DAY, DAY), 6, {DAY: 1}, date(2021, 3, 15))),
+            "['day', 'day'] is not a zone set pokazy bills",
+        ),
+        (
+            MeterInstalled(ACCOUNT, Meter(GAMA, TWO_ZONE, 6, {DAY: 1}, date(2021, 3, 15))),
+            "initial readings must name exactly the meter's zones",
+        ),
+        (MeterInstalled(ACCOUNT, replace(two_zone(), digits=13)), "digits must be 1-12"),
+        (
+            MeterInstalled(ACCOUNT, two_zone(initial={DAY: 10**6, NIGHT: 0})),
+            "initial readings must be 0 <= value < 10**6",
+        ),
+        (MeterInstalled(ACCOUNT, two_zone(meter_id=" ")), "meter_id must be 1-64 characters"),
+        (MeterInstalled(ACCOUNT, replace(two_zone(), dso="x" * 65)), "dso must be 1-64 characters"),
+        (MeterInstalled("", two_zone()), "account_id must be 1-64 characters"),
+        (MeterRemoved(ACCOUNT, "", {}, date(2024, 1, 1)), "meter_id must be 1-64 characters"),
+    ],
+)
+def test_master_data_that_cannot_be_applied_is_named(
+    event: MeterInstalled | MeterRemoved, problem: str | None
+) -> None:
+    assert registry_problem(event) == problem
 
 
 def test_a_malformed_submission_is_remembered_too() -> None:
@@ -894,7 +940,6 @@ def test_a_replay_rejected_another_way_retracts_the_rows_it_no_longer_writes() -
 def test_an_internal_error_has_a_key_of_its_own() -> None:
     """A replay retracts the INTERNAL_ERROR row of its bytes, never a refusal of the same bytes
     (sent under a wrong key, unauthorized), which stays visible."""
-    from streams.pipeline.admission import INTERNAL_ERROR, UNAUTHORIZED
     from streams.pipeline.sink import (
         internal_error_key,
         payload_key,
@@ -902,8 +947,8 @@ def test_an_internal_error_has_a_key_of_its_own() -> None:
         undecodable_row,
     )
 
-    defect = undecodable_row(b"same bytes", "boom", NOW, reason=INTERNAL_ERROR)
-    refused = undecodable_row(b"same bytes", "not signed", NOW, reason=UNAUTHORIZED)
+    defect = undecodable_row(b"same bytes", "boom", NOW, reason=Reason.INTERNAL_ERROR)
+    refused = undecodable_row(b"same bytes", "not signed", NOW, reason=Reason.UNAUTHORIZED)
     assert defect[0] == internal_error_key(b"same bytes") != refused[0]
     assert refused[0] == payload_key(b"same bytes")
     assert [row[0] for row in retraction_rows("", "A", (), b"same bytes", NOW)] == [defect[0]]
