@@ -214,8 +214,11 @@ class Pipeline:
         INTERNAL_ERROR rejection of the request."""
         try:
             await self._close(request, partition)
-        except (KafkaError, InsertRefused):
-            raise  # records or rows of this batch were lost: it must not be acknowledged
+        except KafkaError:
+            raise  # records of this batch were lost: it must not be acknowledged
+        except InsertRefused as exc:
+            log.critical("ClickHouse refuses a close's billing rows for good; stopping: %s", exc)
+            raise  # the batch must not be acknowledged: its billing is not written
         except Exception as exc:
             self._internal_error(payload, exc, Source.READINGS, partition)
 
