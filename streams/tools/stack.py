@@ -33,6 +33,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import trustme
+from cryptography.hazmat.primitives import serialization
+
 from streams.errors import ConfigError, PokazyError
 from streams.settings import Settings
 
@@ -72,30 +75,6 @@ logger.started.name = kafka.server.KafkaRaftServer
 logger.started.level = INFO
 logger.auth.name = org.apache.kafka.common.network.Selector
 logger.auth.level = INFO
-"""
-
-
-# The local CA: a self-signed certificate that may sign others, and nothing else.
-_CA_CONFIG = """\
-[req]
-prompt = no
-distinguished_name = dn
-x509_extensions = ca
-[dn]
-CN = pokazy local Kafka CA
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-"""
-# The broker's certificate: valid for the address clients dial (hostnames are checked).
-_BROKER_EXTENSIONS = f"""\
-subjectAltName = IP:{HOST}, DNS:localhost
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid, issuer
 """
 
 
@@ -570,46 +549,27 @@ class LocalKafka:
         return self.security_protocol
 
     def _ensure_certificates(self) -> None:
-        """Make a CA and a broker certificate for 127.0.0.1 it signed, unless they exist.
-
-        openssl writes them; the CA's key stays in the data dir, which is a developer's or a
-        test's own. Only `ca.pem` is meant for clients (POKAZY_KAFKA_SSL_CAFILE).
+        """Make a CA and a broker certificate for 127.0.0.1 it signed (trustme), unless they
+        exist. Only `ca.pem` is meant for clients (POKAZY_KAFKA_SSL_CAFILE); the CA's key is
+        not kept, so nothing else can ever be signed by it.
         """
         if self._keystore.is_file() and self.ca_file.is_file():
             return
-        openssl = shutil.which("openssl")
-        if openssl is None:
-            raise LocalKafkaError(
-                "openssl not found on PATH: it makes the local broker's TLS certificates "
-                "(Debian/Ubuntu: apt-get install openssl)"
-            )
+        ca = trustme.CA(organization_name="pokazy local Kafka CA", key_type=trustme.KeyType.RSA)
+        broker = ca.issue_cert(HOST, "localhost", common_name=HOST, key_type=trustme.KeyType.RSA)
+        # Kafka's PEM keystore (KIP-651) reads PKCS#8 keys; trustme writes the traditional form.
+        key = serialization.load_pem_private_key(broker.private_key_pem.bytes(), password=None)
+        pkcs8 = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        chain = "".join(blob.bytes().decode() for blob in broker.cert_chain_pems)
         partial = self.tls_dir.with_name("tls.partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(mode=0o700, parents=True)
-        (partial / "ca.cnf").write_text(_CA_CONFIG)
-        (partial / "broker.ext").write_text(_BROKER_EXTENSIONS)
-        steps = [
-            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-             "-config", "ca.cnf", "-keyout", "ca.key", "-out", "ca.pem"],
-            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={HOST}",
-             "-keyout", "broker.key", "-out", "broker.csr"],
-            ["x509", "-req", "-days", "825", "-in", "broker.csr", "-CA", "ca.pem",
-             "-CAkey", "ca.key", "-CAcreateserial", "-extfile", "broker.ext",
-             "-out", "broker.crt"],
-        ]  # fmt: skip
-        for step in steps:
-            result = subprocess.run(
-                [openssl, *step], cwd=partial, capture_output=True, text=True, check=False
-            )
-            if result.returncode != 0:
-                raise LocalKafkaError(
-                    f"openssl {step[0]} failed making the broker's TLS certificates "
-                    f"(exit {result.returncode}): {result.stderr.strip()}"
-                )
-        keystore = "".join(
-            (partial / name).read_text() for name in ("broker.key", "broker.crt", "ca.pem")
-        )
-        _write_private(partial / self._keystore.name, keystore)
+        ca.cert_pem.write_to_path(str(partial / self.ca_file.name))
+        _write_private(partial / self._keystore.name, pkcs8 + chain + ca.cert_pem.bytes().decode())
         shutil.rmtree(self.tls_dir, ignore_errors=True)
         partial.rename(self.tls_dir)
 
