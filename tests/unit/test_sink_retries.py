@@ -1,4 +1,4 @@
-"""The sink's insert: an outage is waited out, rows refused for good are not retried."""
+"""A failed insert: an outage is waited out, rows ClickHouse refuses for good are not retried."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
-from streams.adapters.clickhouse import InsertRefused
+from streams.adapters.clickhouse import InsertRefused, insert_error
 from streams.errors import ClickHouseUnavailable
 from streams.pipeline.sink import Batch, ClickHouseSink
 
@@ -52,3 +53,27 @@ def test_rows_refused_for_good_are_raised_at_once() -> None:
     with pytest.raises(InsertRefused):
         write(clickhouse)
     assert clickhouse.attempts == 1 and clickhouse.inserted == []
+
+
+@pytest.mark.parametrize(
+    ("error", "refused"),
+    [
+        (DatabaseError("Code: 60. DB::Exception: Table x does not exist. (UNKNOWN_TABLE)"), True),
+        (DatabaseError("Code: 53. DB::Exception: Type mismatch (TYPE_MISMATCH)"), True),
+        (DatabaseError("Code: 241. DB::Exception: Memory limit exceeded (MEMORY_LIMIT)"), False),
+        (DatabaseError("Code: 252. DB::Exception: Too many parts (TOO_MANY_PARTS)"), False),
+        (DatabaseError("Code: 243. DB::Exception: Cannot reserve space (NOT_ENOUGH_SPACE)"), False),
+        (DatabaseError("a refusal without a code"), False),
+        (OperationalError("connection refused"), False),
+        (ConnectionResetError("reset by peer"), False),
+        (ProgrammingError("Unrecognized column 'x' in table t"), True),
+        (ValueError("invalid literal for int()"), True),
+        (TypeError("'NoneType' object is not iterable"), True),
+        (RuntimeError("something else"), False),
+    ],
+)
+def test_a_failed_insert_is_an_outage_unless_clickhouse_refuses_the_rows_for_good(
+    error: Exception, refused: bool
+) -> None:
+    meant = insert_error(error, "chdb://store", "pokazy.readings_log")
+    assert isinstance(meant, InsertRefused if refused else ClickHouseUnavailable)
