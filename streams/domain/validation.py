@@ -73,8 +73,15 @@ def registry_problem(event: RegistryEvent) -> str | None:
     else:
         ids = [("account_id", event.account_id), ("meter_id", event.meter_id)]
     for name, value in ids:
-        if not value.strip() or len(value) > MAX_ID_LENGTH:
-            return f"{name} must be 1-{MAX_ID_LENGTH} characters"
+        if problem := _id_problem(name, value, MAX_ID_LENGTH):
+            return problem
+    return None
+
+
+def _id_problem(name: str, value: str, limit: int) -> str | None:
+    """An id keys state and rows: it is not blank and at most `limit` characters."""
+    if not value.strip() or len(value) > limit:
+        return f"{name} must be 1-{limit} characters"
     return None
 
 
@@ -339,10 +346,9 @@ def malformation(submission: Submission, rules: Rules) -> str | None:
         return f"event_id must be at most {rules.max_id_length} characters"
     if not is_uuid(submission.event_id):
         return "event_id is not a UUID"
-    for name in ("account_id", "sender_id"):
-        value: str = getattr(submission, name)
-        if not value.strip() or len(value) > rules.max_id_length:
-            return f"{name} must be 1-{rules.max_id_length} characters"
+    for name, value in (("account_id", submission.account_id), ("sender_id", submission.sender_id)):
+        if problem := _id_problem(name, value, rules.max_id_length):
+            return problem
     if submission.meter_id is not None and len(submission.meter_id) > rules.max_id_length:
         return f"meter_id must be at most {rules.max_id_length} characters"
     if not _EARLIEST_YEAR <= submission.submitted_at.year <= _LATEST_YEAR:

@@ -218,7 +218,10 @@ class Pipeline:
             raise  # records of this batch were lost: it must not be acknowledged
         except InsertRefused as exc:
             log.critical("ClickHouse refuses a close's billing rows for good; stopping: %s", exc)
-            raise  # the batch must not be acknowledged: its billing is not written
+            # The refused flush took the rows of the batches still waiting for a write too:
+            # no later write may acknowledge them, nor this one.
+            self._failed = exc
+            raise
         except Exception as exc:
             self._internal_error(payload, exc, Source.READINGS, partition)
 

@@ -364,6 +364,18 @@ def test_after_a_write_whose_records_were_lost_nothing_is_acknowledged_again() -
     run(scenario())
 
 
+CLOSE = PeriodCloseRequested(Period(2023, 5), datetime(2023, 6, 5, tzinfo=UTC), "billing")
+
+
+def close_failing_with(built: Pipeline, error: Exception) -> None:
+    """The pipeline's period close fails with `error` (the close itself is tested elsewhere)."""
+
+    async def close(*args: Any) -> None:
+        raise error
+
+    built._close = close  # type: ignore[method-assign]
+
+
 def test_rows_clickhouse_refuses_for_good_stop_the_worker_with_their_batch_unacknowledged() -> None:
     """Retrying them would stall the partition forever; acknowledging would lose them."""
 
@@ -383,15 +395,23 @@ def test_rows_clickhouse_refuses_for_good_stop_the_worker_with_their_batch_unack
         with pytest.raises(PokazyError, match="failed for good"):
             await built.handle_batch(READINGS, [object()], 1)
 
-        request = PeriodCloseRequested(Period(2023, 5), datetime(2023, 6, 5, tzinfo=UTC), "billing")
+    run(scenario())
 
-        async def close_refused(*args: Any) -> None:
-            raise InsertRefused("pokazy.billing_log refuses the rows: Code: 53", code=53)
 
-        built._close = close_refused  # type: ignore[method-assign]
+def test_billing_refused_mid_close_stops_the_worker_and_acknowledges_nothing_after() -> None:
+    """The refused flush took the rows of the batches waiting for a write: the write a stopping
+    worker makes (`finish`) must not acknowledge them."""
+
+    async def scenario() -> None:
+        producer, table = FakeProducer(), FakeTable()
+        built, sink, _crashes, acked = pipeline(producer, table)
+        built._acks.append((READINGS, 5, 1))  # an earlier batch, its rows in the refused flush
+        close_failing_with(built, InsertRefused("pokazy.billing_log refuses the rows", code=53))
         with pytest.raises(InsertRefused):  # not an INTERNAL_ERROR row: the billing is lost
-            await built.carry_out(request, b"payload", 0)
+            await built.carry_out(CLOSE, b"payload", 0)
         assert sink.pending_rows == 0
+        await built.finish()
+        assert acked == []
 
     run(scenario())
 
@@ -402,21 +422,13 @@ def test_a_failure_to_produce_during_a_close_is_not_taken_for_a_bad_record() -> 
     async def scenario() -> None:
         producer, table = FakeProducer(), FakeTable()
         built, sink, _crashes, _acked = pipeline(producer, table)
-        request = PeriodCloseRequested(Period(2023, 5), datetime(2023, 6, 5, tzinfo=UTC), "billing")
-
-        async def lost(*args: Any) -> None:
-            raise KafkaTimeoutError()
-
-        built._close = lost  # type: ignore[method-assign]
+        close_failing_with(built, KafkaTimeoutError())
         with pytest.raises(KafkaTimeoutError):
-            await built.carry_out(request, b"payload", 0)
+            await built.carry_out(CLOSE, b"payload", 0)
         assert sink.pending_rows == 0
 
-        async def defect(*args: Any) -> None:
-            raise RuntimeError("a bug")
-
-        built._close = defect  # type: ignore[method-assign]
-        await built.carry_out(request, b"payload", 0)  # kept as INTERNAL_ERROR, not raised
+        close_failing_with(built, RuntimeError("a bug"))
+        await built.carry_out(CLOSE, b"payload", 0)  # kept as INTERNAL_ERROR, not raised
         assert sink.pending_rows == 1
 
     run(scenario())
