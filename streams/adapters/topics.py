@@ -1,11 +1,16 @@
-"""The Kafka topics pokazy owns, created with the configured partition count, and their offsets."""
+"""The Kafka topics pokazy owns, created with the configured partition count, and their offsets.
+
+Also the one way to put raw bytes on a topic (`publish_raw`): what a broken front end sends,
+which the SDK would refuse, for the demo and the tests.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterable
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -43,6 +48,19 @@ def ensure_topics(settings: Settings) -> None:
                 admin.create_topics(wanted)
     finally:
         admin.close()
+
+
+def publish_raw(
+    settings: Settings, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
+) -> None:
+    """Put (key, value) messages on one of pokazy's topics byte for byte, and wait for them."""
+    producer = kafka_python_client(KafkaProducer, settings, acks="all")
+    try:
+        for key, value in messages:
+            producer.send(settings.topic(topic), key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
 
 
 def input_end_offsets(settings: Settings) -> dict[TopicPartition, int]:

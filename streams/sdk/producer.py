@@ -39,6 +39,35 @@ from streams.settings import Settings
 _REGISTRY_TYPES = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}
 
 
+def encode_submission(
+    submission: Mapping[str, Any], codec: AvroCodec | None = None
+) -> tuple[str, str, bytes]:
+    """Validate a submission's JSON form; returns (event_id, account_id, Avro bytes).
+
+    A missing `event_id` gets a new UUID: the bot should keep it to retry idempotently.
+    """
+    codec = codec or default_codec()
+    obj = dict(submission)
+    obj.setdefault("event_id", str(uuid.uuid4()))
+    datum = codec.from_json(READING_SUBMITTED, obj)
+    payload = codec.encode(READING_SUBMITTED, datum)
+    problem = malformation(submission_from_datum(datum), Rules())
+    if problem is not None:
+        raise InvalidEvent(problem)
+    return datum["event_id"], datum["account_id"], payload
+
+
+def encode_registry(event: Mapping[str, Any], codec: AvroCodec | None = None) -> tuple[str, bytes]:
+    """Validate a MeterInstalled or MeterRemoved event's JSON form (with `type`); returns
+    (account_id, Avro bytes)."""
+    codec = codec or default_codec()
+    name = _REGISTRY_TYPES.get(str(event.get("type")))
+    if name is None:
+        raise InvalidEvent("must be MeterInstalled or MeterRemoved", field="type")
+    datum = codec.from_json(name, {k: v for k, v in event.items() if k != "type"})
+    return datum["account_id"], codec.encode(name, datum)
+
+
 class PokazyProducer:
     """Publishes submissions (bots) and registry events and period closes (billing)."""
 
@@ -75,18 +104,8 @@ class PokazyProducer:
         self.close()
 
     def encode_submission(self, submission: Mapping[str, Any]) -> tuple[str, str, bytes]:
-        """Validate a submission's JSON form; returns (event_id, account_id, Avro bytes).
-
-        A missing `event_id` gets a new UUID: the bot should keep it to retry idempotently.
-        """
-        obj = dict(submission)
-        obj.setdefault("event_id", str(uuid.uuid4()))
-        datum = self.codec.from_json(READING_SUBMITTED, obj)
-        payload = self.codec.encode(READING_SUBMITTED, datum)
-        problem = malformation(submission_from_datum(datum), Rules())
-        if problem is not None:
-            raise InvalidEvent(problem)
-        return datum["event_id"], datum["account_id"], payload
+        """Validate a submission's JSON form; returns (event_id, account_id, Avro bytes)."""
+        return encode_submission(submission, self.codec)
 
     def submit(self, submission: Mapping[str, Any], *, wait: bool = True) -> str:
         """Publish a submission (its JSON form, SPEC §3.1); returns its event_id.
@@ -99,14 +118,8 @@ class PokazyProducer:
 
     def publish_registry(self, event: Mapping[str, Any], *, wait: bool = True) -> None:
         """Publish a MeterInstalled or MeterRemoved event (its JSON form with `type`)."""
-        kind = event.get("type")
-        name = _REGISTRY_TYPES.get(str(kind))
-        if name is None:
-            raise InvalidEvent("must be MeterInstalled or MeterRemoved", field="type")
-        body = {k: v for k, v in event.items() if k != "type"}
-        datum = self.codec.from_json(name, body)
-        payload = self.codec.encode(name, datum)
-        self._send(self.settings.topic("registry"), datum["account_id"], payload, wait=wait)
+        account_id, payload = encode_registry(event, self.codec)
+        self._send(self.settings.topic("registry"), account_id, payload, wait=wait)
 
     def request_period_close(self, period: Period, requested_by: str) -> int:
         """Ask every partition's worker to close `period`; returns the number of partitions.

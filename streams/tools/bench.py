@@ -2,12 +2,13 @@
 
 One run, in this order, on its own topics (a unique prefix), ClickHouse database and data dirs:
 
-0. **Prepare.** A registry of N meters (`streams.tools.sample`) and M bot submissions (a month per
-   round over every account, with the customers' usual mistakes, retries and unknown accounts)
-   are generated. Before any broker or worker shares the cores, the worker's own path is
-   timed on them in process (`streams.tools.core_cost`: CPU per submission with no Kafka,
-   ClickHouse or faust). The producer SDK's own rate is measured by publishing both to a scratch
-   topic that nothing reads, so no worker competes with it for CPU.
+0. **Prepare.** A registry of N meters and M bot submissions are simulated
+   (`streams.tools.simulate`, as `pokazy simulate` and the demo do: periods of every account,
+   with the customers' usual mistakes, corrections, retries, exchanges and unknown accounts).
+   Before any broker or worker shares the cores, the worker's own path is timed on them in
+   process (`streams.tools.core_cost`: CPU per submission with no Kafka, ClickHouse or faust).
+   The producer SDK's own rate is measured by publishing both to a scratch topic that nothing
+   reads, so no worker competes with it for CPU.
 1. **Throughput.** K worker processes are started; the registry is published and processed
    (`wait_until_idle`), so the timed phase judges submissions only. The M submissions are
    encoded by the SDK first, then published at once (in bulk, each on its key's partition) once
@@ -66,20 +67,16 @@ import importlib.metadata
 import math
 import os
 import platform
-import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
-from datetime import time as clock_time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,25 +97,27 @@ from streams.adapters.topics import (
     wait_until_assigned,
     wait_until_idle,
 )
-from streams.domain.calendar import KYIV, Period, submission_window
-from streams.domain.zones import Zone
+from streams.domain.calendar import Period
 from streams.errors import DecodeError, PokazyError
 from streams.pipeline.outbox import Outbox, account_partition
 from streams.pipeline.sink import ClickHouseSink, Row, sender_hash
 from streams.sdk.producer import PokazyProducer
 from streams.settings import Settings
 from streams.tools.core_cost import CoreFigures, core_rows, measure_core
-from streams.tools.query import run_query
-from streams.tools.sample import DAY_LABELS, NIGHT_LABELS, sample_month
+from streams.tools.processes import (
+    WorkerProcess,
+    child_env,
+    cpu_seconds,
+    free_port,
+    peak_rss_mib,
+)
+from streams.tools.simulate import simulate
 from streams.tools.stack import kafka_version, local_kafka
 
-# The mix of the generated traffic, per submission (sample_month's shares).
-DUPLICATE_SHARE = 0.05  # the bot retries the same event
-UNKNOWN_ACCOUNT_SHARE = 0.03  # a typo in the account number
-OFF_WINDOW_SHARE = 0.10  # submitted between windows
-TOO_MANY_DIGITS_SHARE = 0.04
-TOTAL_ON_TWO_ZONE_SHARE = 0.03
-UNKNOWN_REGISTER_SHARE = 0.02
+# The simulator sends about 0.95 submissions per account and period (some never read, some
+# correct a typo or retry); fewer is assumed when choosing how many periods to simulate.
+SUBMISSIONS_PER_ACCOUNT_MONTH = 0.8
+MAX_TRAFFIC_MONTHS = 12
 
 POLL_INTERVAL = 0.1  # seconds between visibility polls in the latency phase
 THROUGHPUT_POLL_INTERVAL = 0.25
@@ -338,78 +337,37 @@ class BenchReport:
 
 
 class Traffic:
-    """Bot traffic for the registry's accounts: each round is one month's submission per account.
+    """The simulator's bot traffic (`streams.tools.simulate`) for the run's accounts.
 
-    Values advance by a plausible monthly consumption (wrapping past the meter's digits, as a
-    display does), dates fall in the period's window or, for some, between windows, and rounds
-    end before the current month, so nothing is judged as coming from the future.
+    Enough periods for `submissions` (at most `MAX_TRAFFIC_MONTHS`), ending before the current
+    month so nothing is judged as coming from the future. Submissions are handed out in time
+    order, the throughput phase's first; past the last, the traffic starts over with new event
+    ids (the customers send their readings again), so a long latency phase never runs dry.
     """
 
-    def __init__(self, accounts: int, rounds: int, seed: int) -> None:
-        self._rng = random.Random(seed)
-        self.first_period = Period.of(datetime.now(UTC).date()).shift(-(rounds + 1))
-        self.registry = sample_month(accounts, self.first_period, seed).registry
-        self._values = {m["account_id"]: dict(m["initial"]) for m in self.registry}
-        self._index = 0
-        self._last: dict[str, Any] | None = None
+    def __init__(self, accounts: int, submissions: int, seed: int) -> None:
+        months = math.ceil(submissions / (SUBMISSIONS_PER_ACCOUNT_MONTH * accounts)) + 1
+        months = min(months, MAX_TRAFFIC_MONTHS)
+        self.first_period = Period.of(datetime.now(UTC).date()).shift(-(months + 1))
+        sim = simulate(accounts, months, seed=seed, start=self.first_period)
+        self.registry = sim.registry_events()
+        self._simulated = sim.submission_events()
+        self._next = iter(self._simulated)
+        self._rounds = 0
 
     def submissions(self, count: int) -> list[dict[str, Any]]:
         return [self.submission() for _ in range(count)]
 
     def submission(self) -> dict[str, Any]:
-        rng = self._rng
-        if self._last is not None and rng.random() < DUPLICATE_SHARE:
-            retried, self._last = self._last, None
-            return dict(retried)
-        meter = self.registry[self._index % len(self.registry)]
-        period = self.first_period.shift(self._index // len(self.registry))
-        if rng.random() < UNKNOWN_ACCOUNT_SHARE:
-            account, readings = f"9{rng.randrange(10**9):09d}", [{"zone": "total", "value": 4242}]
-        else:
-            self._index += 1
-            account, readings = meter["account_id"], self._readings(meter)
-        submission = {
-            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "account_id": account,
-            "channel": rng.choice(("viber", "viber", "telegram")),
-            "sender_id": f"u-{int(account) * 2654435761 % 2**32:08x}",
-            "submitted_at": self._instant(period),
-            "readings": readings,
-        }
-        self._last = submission
+        submission = next(self._next, None)
+        if submission is None:
+            self._rounds += 1
+            self._next = (
+                {**s, "event_id": str(uuid.UUID(int=self._rounds << 64 | n, version=4))}
+                for n, s in enumerate(self._simulated)
+            )
+            submission = next(self._next)
         return submission
-
-    def _readings(self, meter: dict[str, Any]) -> list[dict[str, Any]]:
-        rng = self._rng
-        modulus = 10 ** meter["digits"]
-        values = self._values[meter["account_id"]]
-        readings: list[dict[str, Any]] = []
-        for zone in meter["zones"]:
-            values[zone] = (values[zone] + rng.randrange(30, 400)) % modulus
-            if zone == Zone.TOTAL:
-                readings.append({"zone": "total", "value": values[zone]})
-            else:
-                labels = DAY_LABELS if zone == Zone.DAY else NIGHT_LABELS
-                readings.append({"register": rng.choice(labels), "value": values[zone]})
-        mistake = rng.random()
-        if mistake < TOO_MANY_DIGITS_SHARE:
-            readings[0]["value"] = readings[0]["value"] * 10 + modulus
-        elif mistake < TOO_MANY_DIGITS_SHARE + TOTAL_ON_TWO_ZONE_SHARE and len(readings) == 2:
-            readings = [{"register": "1.8.0", "value": sum(r["value"] for r in readings)}]
-        elif mistake < TOO_MANY_DIGITS_SHARE + TOTAL_ON_TWO_ZONE_SHARE + UNKNOWN_REGISTER_SHARE:
-            readings[0] = {"register": "9.9.9", "value": readings[0]["value"]}
-        return readings
-
-    def _instant(self, period: Period) -> str:
-        rng = self._rng
-        if rng.random() < OFF_WINDOW_SHARE:
-            day = period.first_day + timedelta(days=rng.randrange(3, period.days - 2))
-        else:
-            first, last = submission_window(period)
-            day = first + timedelta(days=rng.randrange((last - first).days + 1))
-        local = clock_time(rng.choice((8, 12, 19, 20, 21, 22)), rng.randrange(60))
-        at = datetime.combine(day, local, tzinfo=KYIV).astimezone(UTC)
-        return at.isoformat().replace("+00:00", "Z")
 
 
 def register_readings(submissions: Sequence[dict[str, Any]]) -> int:
@@ -419,120 +377,6 @@ def register_readings(submissions: Sequence[dict[str, Any]]) -> int:
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The `POKAZY_*` variables that make a child process build these same settings."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"POKAZY_{name.upper()}"] = str(value)
-    return env
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    """This process's environment with its `POKAZY_*` replaced by `settings`."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("POKAZY_")}
-    return {**inherited, **settings_env(settings)}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process (Linux /proc)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The peak resident set size of a live process (`VmHWM`, Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise PokazyError(f"no VmHWM for pid {pid}")
-
-
-@dataclass
-class WorkerProcess:
-    """One `python -m streams worker` with its own data dir, web port and log."""
-
-    settings: Settings
-    process: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-    # Run under pyinstrument, its text profile written here when the worker stops (`--profile`).
-    profile: Path | None = None
-    starts: int = 0
-
-    @property
-    def log_path(self) -> Path:
-        return self.settings.data_dir / "worker.log"
-
-    @property
-    def pid(self) -> int:
-        if self.process is None:
-            raise PokazyError("the worker has not been started")
-        return self.process.pid
-
-    def start(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.started_at = time.time()
-            command = [sys.executable, "-m", "streams", "worker"]
-            if self.profile is not None:
-                output = self.profile.with_name(f"{self.profile.stem}-{self.starts}.txt")
-                command[1:1] = ["-m", "pyinstrument", "-r", "text", "-o", str(output)]
-            self.starts += 1
-            self.process = subprocess.Popen(
-                command,
-                env=child_env(self.settings),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_healthy(self, timeout: float) -> float:
-        """Block until /health answers; returns the time it did."""
-        deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.settings.web_port}/health"
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise PokazyError(f"the worker exited; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if orjson.loads(response.read()).get("status") == "ok":
-                        return time.time()
-            except OSError:
-                time.sleep(0.05)
-        raise PokazyError(
-            f"the worker did not answer /health in {timeout:.0f}s; see {self.log_path}"
-        )
-
-    def query(self, sql: str) -> list[list[Any]]:
-        """A read-only query through this worker, waiting while it (re)starts: never on its
-        embedded store directly, whose lock a restarting worker needs."""
-        _, rows = run_query(self.settings, sql, through_worker=True)
-        return rows
-
-    def stop(self, timeout: float = 60) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 # --------------------------------------------------------------------------------------------
@@ -669,8 +513,9 @@ def _traffic(options: BenchOptions) -> tuple[Traffic, list[dict[str, Any]]]:
     """The run's traffic (enough rounds for the latency phase too) and its throughput phase's
     submissions: the same for `--core-only` as for a whole run, so their figures compare."""
     latency_budget = math.ceil(options.latency_rate * options.latency_seconds) + 10
-    rounds = math.ceil((options.throughput_submissions + latency_budget) / options.accounts) + 1
-    traffic = Traffic(options.accounts, rounds, options.seed)
+    traffic = Traffic(
+        options.accounts, options.throughput_submissions + latency_budget, options.seed
+    )
     return traffic, traffic.submissions(options.throughput_submissions)
 
 
@@ -1263,12 +1108,18 @@ def _registry_and_close(run: BenchRun, traffic: Traffic) -> tuple[RegistryFigure
 def _new_meters(traffic: Traffic, count: int) -> Iterator[dict[str, Any]]:
     """`count` MeterInstalled events shaped as the traffic's registry, on accounts of their own.
 
-    Installed in the traffic's first period, as its registry is: closing that period bills
-    each account once, for its installation month (an estimate, as no reading came).
+    Installed on the first day of the traffic's first period: closing that period bills each
+    account once, for its installation month (an estimate, as no reading came).
     """
+    meters = [e for e in traffic.registry if e["type"] == "MeterInstalled"]
+    installed_on = str(traffic.first_period.first_day)
     for n in range(count):
-        meter = traffic.registry[n % len(traffic.registry)]
-        yield {**meter, "account_id": f"{2_000_000_000 + n:010d}", "meter_id": f"N-{n:07d}"}
+        yield {
+            **meters[n % len(meters)],
+            "account_id": f"{2_000_000_000 + n:010d}",
+            "meter_id": f"N-{n:07d}",
+            "installed_on": installed_on,
+        }
 
 
 def _work_timeout(options: BenchOptions, items: int) -> float:

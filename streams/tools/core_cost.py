@@ -20,10 +20,10 @@ from typing import Any
 from faust.types import TP
 
 from streams.adapters.avro import default_codec
-from streams.adapters.decode import METER_INSTALLED, READING_SUBMITTED
 from streams.pipeline.outbox import AccountTable, Outbox, account_partition
 from streams.pipeline.sink import Batch, ClickHouseSink
 from streams.pipeline.worker import Pipeline, throughput_gc
+from streams.sdk.producer import encode_registry, encode_submission
 from streams.settings import Settings
 
 # Records per partition batch: what one fetch gives a busy worker.
@@ -131,15 +131,12 @@ async def _measure(
 ) -> CoreFigures:
     codec = default_codec()
     events = [
-        (e["account_id"].encode(), codec.encode(METER_INSTALLED, codec.from_json(
-            METER_INSTALLED, {k: v for k, v in e.items() if k != "type"})))
-        for e in registry
-    ]  # fmt: skip
+        (key.encode(), payload) for key, payload in (encode_registry(e, codec) for e in registry)
+    ]
     messages = [
-        (s["account_id"].encode(), codec.encode(READING_SUBMITTED, codec.from_json(
-            READING_SUBMITTED, s)))
-        for s in submissions
-    ]  # fmt: skip
+        (key.encode(), payload)
+        for _, key, payload in (encode_submission(s, codec) for s in submissions)
+    ]
     producer = _InstantProducer(settings.partitions)
     outbox = Outbox(lambda: producer)
     sink = _DroppingSink()

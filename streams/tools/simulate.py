@@ -45,7 +45,7 @@ import orjson
 
 from streams.adapters.avro import MAGIC, default_codec
 from streams.adapters.decode import READING_SUBMITTED
-from streams.domain.calendar import KYIV, Period, submission_window
+from streams.domain.calendar import KYIV, Period, kyiv_date, submission_window
 from streams.domain.zones import DEFAULT_DSO, SINGLE_ZONE, THREE_ZONE, TWO_ZONE, Zone
 
 __all__ = [
@@ -228,6 +228,40 @@ class Simulation:
     malformed: list[bytes]  # {"kind", "key", "sent_at", "value_hex"}: raw Kafka messages
     closes: tuple[Period, ...]  # the periods to close, in order
     manifest: dict[str, Any]
+
+    def registry_events(self) -> list[dict[str, Any]]:
+        """The registry as billing publishes it (`PokazyProducer.publish_registry`)."""
+        return [orjson.loads(line) for line in self.registry]
+
+    def submission_events(self) -> list[dict[str, Any]]:
+        """The submissions as the bots send them (`PokazyProducer.submit`), in time order."""
+        return [orjson.loads(line) for line in self.submissions]
+
+    def malformed_messages(self) -> list[tuple[bytes | None, bytes]]:
+        """The malformed messages as (key, value), byte for byte as a broken front end sends."""
+        messages = []
+        for line in self.malformed:
+            message = orjson.loads(line)
+            key = message.get("key")
+            messages.append((key.encode() if key else None, bytes.fromhex(message["value_hex"])))
+        return messages
+
+    def by_close(self) -> tuple[list[tuple[Period, list[dict[str, Any]]]], list[dict[str, Any]]]:
+        """Each period to close with the submissions sent up to the end of its window (billing
+        closes it then), in order; and the submissions after the last window (late readings)."""
+        pending = list(self.closes)
+        batches: list[tuple[Period, list[dict[str, Any]]]] = []
+        current: list[dict[str, Any]] = []
+        for submission in self.submission_events():
+            day = kyiv_date(datetime.fromisoformat(submission["submitted_at"]))
+            while pending and submission_window(pending[0])[1] < day:
+                batches.append((pending.pop(0), current))
+                current = []
+            current.append(submission)
+        for period in pending:
+            batches.append((period, current))
+            current = []
+        return batches, current
 
 
 @dataclass(frozen=True, slots=True)

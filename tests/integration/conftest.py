@@ -2,30 +2,25 @@
 
 Every test gets its own topic prefix, ClickHouse database and data dir (so its own embedded
 ClickHouse), and its workers run as `python -m streams worker` subprocesses that a test can
-SIGKILL. Nothing here skips: without a broker the tests fail, loudly.
+SIGKILL (`streams.tools.processes.WorkerProcess`, the harness bench and demo use too). Nothing
+here skips: without a broker the tests fail, loudly.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from kafka import KafkaConsumer
 
 from streams.adapters.topics import ensure_topics, wait_until_idle
 from streams.settings import Settings
+from streams.tools.processes import WorkerProcess, free_port
 from streams.tools.query import run_query
 from streams.tools.stack import local_kafka
 
@@ -49,74 +44,22 @@ def broker() -> str:
     return TEST_BOOTSTRAP
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Worker:
-    """One worker process; `kill()` is a SIGKILL, `start()` starts it (again)."""
-
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 90) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.env['POKAZY_WEB_PORT']}/health"
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"worker exited; log:\n{self.log_tail()}"
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if orjson.loads(response.read()).get("status") == "ok":
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError(f"worker did not start in {timeout}s; log:\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
 @dataclass
 class Pipeline:
     """One isolated pipeline: its settings, its environment, and its workers."""
 
     settings: Settings
-    env: dict[str, str]
-    workers: list[Worker] = field(default_factory=list)
+    env: dict[str, str]  # the POKAZY_* environment of its workers and `pokazy` commands
+    workers: list[WorkerProcess] = field(default_factory=list)
 
-    def worker(self, **env: str) -> Worker:
-        """Start a worker; keyword arguments override its POKAZY_* environment."""
-        worker = Worker(
-            {**self.env, **env}, self.settings.data_dir / f"worker-{len(self.workers)}.log"
+    def worker(self, **env: str) -> WorkerProcess:
+        """Start a worker and wait until it serves; keyword arguments override its POKAZY_*
+        environment."""
+        worker = WorkerProcess(
+            self.settings, overrides={**self.env, **env}, log_name=f"worker-{len(self.workers)}.log"
         )
         self.workers.append(worker)
-        worker.start()
+        worker.run()
         return worker
 
     def wait_idle(self, timeout: float = 180) -> None:

@@ -13,8 +13,6 @@ from typing import Any
 
 from streams.adapters.avro import default_codec
 from streams.adapters.decode import (
-    METER_INSTALLED,
-    METER_REMOVED,
     READING_SUBMITTED,
     decode_inbound,
 )
@@ -23,6 +21,7 @@ from streams.domain.calendar import Period
 from streams.domain.closing import close_period
 from streams.domain.model import MeterInstalled, MeterRemoved, Rules, Submission
 from streams.domain.validation import apply_registry_event, apply_submission
+from streams.sdk.producer import encode_registry
 
 Row = tuple[Any, ...]
 
@@ -41,12 +40,8 @@ class ReferenceRun:
     billing: set[Row] = field(default_factory=set)
 
     def registry(self, events: Iterable[Mapping[str, Any]]) -> None:
-        codec = default_codec()
-        names = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}
         for obj in events:
-            name = names[obj["type"]]
-            body = {k: v for k, v in obj.items() if k != "type"}
-            event = decode_inbound(codec.encode(name, codec.from_json(name, body)))
+            event = decode_inbound(encode_registry(obj)[1])
             assert isinstance(event, MeterInstalled | MeterRemoved)
             self.states[event.account_id] = apply_registry_event(
                 self.states.get(event.account_id), event

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import subprocess
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,22 +24,21 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaProducer
 
 from streams.adapters.avro import default_codec
 from streams.adapters.decode import READING_SUBMITTED, decode_inbound
-from streams.adapters.topics import ensure_topics
-from streams.domain.calendar import Period, kyiv_date, submission_window
+from streams.adapters.topics import publish_raw
+from streams.domain.calendar import Period, kyiv_date
 from streams.domain.model import Rules, Submission
 from streams.domain.validation import apply_submission
 from streams.errors import DecodeError
 from streams.sdk.producer import PokazyProducer
-from streams.settings import DEVELOPMENT_SENDER_HASH_KEY, Settings
+from streams.settings import DEVELOPMENT_SENDER_HASH_KEY
 from streams.tools.query import run_query
 from streams.tools.report import build_report, write_chart
 from streams.tools.simulate import Simulation, simulate
 from tests.commands import pokazy
-from tests.integration.conftest import Pipeline, free_port
+from tests.integration.conftest import Pipeline, new_pipeline
 from tests.integration.expected import BILLING_SQL, ReferenceRun, actual_billing
 
 Row = tuple[Any, ...]
@@ -159,59 +156,12 @@ class Run:
     simulation: Simulation
 
 
-def monthly_batches(
-    sim: Simulation,
-) -> tuple[list[tuple[Period, list[dict[str, Any]]]], list[dict[str, Any]]]:
-    """Each period to close with the submissions sent before its window ended; the rest."""
-    pending = list(sim.closes)
-    batches: list[tuple[Period, list[dict[str, Any]]]] = []
-    current: list[dict[str, Any]] = []
-    for line in sim.submissions:
-        submission = orjson.loads(line)
-        day = kyiv_date(datetime.fromisoformat(submission["submitted_at"]))
-        while pending and submission_window(pending[0])[1] < day:
-            batches.append((pending.pop(0), current))
-            current = []
-        current.append(submission)
-    for period in pending:
-        batches.append((period, current))
-        current = []
-    return batches, current
-
-
-def _module_pipeline(broker: str, directory: Path) -> Pipeline:
-    """Like conftest's `pipeline` fixture (its own topics, database and data dir), per module."""
-    tag = uuid.uuid4().hex[:10]
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("POKAZY_")},
-        "POKAZY_KAFKA_BOOTSTRAP": broker,
-        "POKAZY_TOPIC_PREFIX": f"t{tag}.",
-        "POKAZY_PARTITIONS": "2",
-        "POKAZY_DATA_DIR": str(directory),
-        "POKAZY_CLICKHOUSE_DATABASE": f"t_{tag}",
-        "POKAZY_WEB_PORT": str(free_port()),
-        "POKAZY_SINK_FLUSH_INTERVAL": "0.2",
-        "POKAZY_COMMIT_INTERVAL": "0.5",
-        "POKAZY_KAFKA_SESSION_TIMEOUT": "6",
-    }
-    settings = Settings(
-        kafka_bootstrap=broker,
-        topic_prefix=env["POKAZY_TOPIC_PREFIX"],
-        partitions=2,
-        data_dir=directory,
-        clickhouse_database=env["POKAZY_CLICKHOUSE_DATABASE"],
-        web_port=int(env["POKAZY_WEB_PORT"]),
-    )
-    ensure_topics(settings)
-    return Pipeline(settings, env)
-
-
 @pytest.fixture(scope="module")
 def run(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    pipeline = _module_pipeline(broker, tmp_path_factory.mktemp("views"))
+    pipeline = new_pipeline(broker, tmp_path_factory.mktemp("views"))
     sim = simulate(ACCOUNTS, MONTHS, seed=SEED)
     expected = ViewsReference()
-    registry = [orjson.loads(line) for line in sim.registry]
+    registry = sim.registry_events()
     expected.registry(registry)
     pipeline.worker()
     try:
@@ -219,7 +169,7 @@ def run(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             for event in registry:
                 producer.publish_registry(event, wait=False)
         pipeline.wait_idle()
-        batches, after_last_window = monthly_batches(sim)
+        batches, after_last_window = sim.by_close()
         for period, submissions in batches:
             expected.submit(submissions)
             with PokazyProducer(pipeline.settings) as producer:
@@ -253,21 +203,10 @@ def run(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 def _publish_malformed(pipeline: Pipeline, sim: Simulation, expected: ViewsReference) -> None:
     """What a broken front end puts on the readings topic, byte for byte, keyed as it was."""
-    producer = KafkaProducer(
-        bootstrap_servers=pipeline.settings.kafka_bootstrap.split(","),
-        acks="all",
-        **pipeline.settings.kafka_client_options(),
-    )
-    try:
-        for line in sim.malformed:
-            message = orjson.loads(line)
-            key = str(message["key"]).encode()
-            value = bytes.fromhex(message["value_hex"])
-            expected.message(key, value)
-            producer.send(pipeline.settings.topic("readings"), key=key, value=value)
-        producer.flush()
-    finally:
-        producer.close()
+    messages = sim.malformed_messages()
+    for key, value in messages:
+        expected.message(key, value)
+    publish_raw(pipeline.settings, "readings", messages)
 
 
 # --- One test per view ---------------------------------------------------------------------------
@@ -401,4 +340,4 @@ def test_sql_refuses_writes_on_the_embedded_store(run: Run) -> None:
         tables = _sql(pipeline, "SELECT count() AS n FROM {db}.billing_monthly")
         assert orjson.loads(tables.stdout)["n"] == len(run.expected.billing_monthly())
     finally:
-        pipeline.workers[-1].start()
+        pipeline.workers[-1].run()

@@ -1,4 +1,4 @@
-"""A scripted year through the real broker and worker: `billing` equals the core's own run."""
+"""A simulated year through the real broker and worker: `billing` equals the core's own run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import time
 
 from streams.domain.calendar import kyiv_date, latest_closable_period
 from streams.sdk.producer import PokazyProducer
-from tests.integration.conftest import Pipeline, Worker
+from streams.tools.processes import WorkerProcess
+from streams.tools.simulate import simulate
+from tests.integration.conftest import Pipeline
 from tests.integration.expected import (
     BILLING_SQL,
     READINGS_SQL,
@@ -15,19 +17,20 @@ from tests.integration.expected import (
     actual_billing,
     actual_readings,
 )
-from tests.integration.year import scripted_year
+from tests.integration.year import FIRST_MONTH
 
 
-def _run_year(pipeline: Pipeline, worker: Worker, kills: set[int]) -> ReferenceRun:
+def _run_year(pipeline: Pipeline, worker: WorkerProcess, kills: set[int]) -> ReferenceRun:
     """Publish the year month by month, closing each; SIGKILL the worker in `kills` months."""
-    year = scripted_year()
+    year = simulate(30, 12, seed=3, start=FIRST_MONTH)
+    registry = year.registry_events()
     expected = ReferenceRun()
-    expected.registry(year.registry)
+    expected.registry(registry)
     with PokazyProducer(pipeline.settings) as producer:
-        for event in year.registry:
+        for event in registry:
             producer.publish_registry(event, wait=False)
     pipeline.wait_idle()
-    for index, (period, submissions) in enumerate(year.months):
+    for index, (period, submissions) in enumerate(year.by_close()[0]):
         expected.submit(submissions)
         expected.close(period)
         with PokazyProducer(pipeline.settings) as producer:
@@ -38,7 +41,7 @@ def _run_year(pipeline: Pipeline, worker: Worker, kills: set[int]) -> ReferenceR
                 producer.flush()
                 producer.request_period_close(period, "test")
                 worker.kill()
-                worker.start()
+                worker.run()
                 continue
         pipeline.wait_idle()
         with PokazyProducer(pipeline.settings) as producer:
@@ -72,15 +75,16 @@ def test_a_year_with_the_worker_killed_twice_ends_with_the_same_billing(
 
 
 def test_automatic_close_bills_every_period_whose_window_has_ended(pipeline: Pipeline) -> None:
-    year = scripted_year(accounts=4)
+    year = simulate(4, 1, seed=3, start=FIRST_MONTH)
+    registry = year.registry_events()
     expected = ReferenceRun()
-    expected.registry(year.registry)
-    period, submissions = year.months[0]
+    expected.registry(registry)
+    ((period, submissions),), _ = year.by_close()
     expected.submit(submissions)
     due = latest_closable_period(kyiv_date(expected.now))
     expected.close(due)
     first = pipeline.worker()
-    _publish_in_order(pipeline, year.registry, submissions)
+    _publish_in_order(pipeline, registry, submissions)
     first.stop()
     pipeline.env["POKAZY_AUTO_CLOSE"] = "true"
     pipeline.env["POKAZY_AUTO_CLOSE_CHECK_INTERVAL"] = "1"

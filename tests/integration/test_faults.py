@@ -24,11 +24,12 @@ from streams.domain.calendar import Period
 from streams.errors import PokazyError
 from streams.sdk.producer import PokazyProducer
 from streams.settings import Settings
+from streams.tools.processes import WorkerProcess, free_port
 from streams.tools.query import run_query
-from streams.tools.sample import sample_month
 from streams.tools.stack import local_kafka
+from tests.builders import simulated_month
 from tests.commands import pokazy
-from tests.integration.conftest import ROOT, TEST_BOOTSTRAP, Pipeline, Worker, free_port
+from tests.integration.conftest import ROOT, TEST_BOOTSTRAP, Pipeline
 from tests.integration.expected import (
     BILLING_SQL,
     READINGS_SQL,
@@ -41,7 +42,7 @@ PERIOD = Period(2023, 5)
 
 
 def _month(accounts: int, seed: int) -> tuple[Any, ReferenceRun]:
-    month = sample_month(accounts, PERIOD, seed=seed)
+    month = simulated_month(accounts, PERIOD, seed=seed)
     expected = ReferenceRun()
     expected.registry(month.registry)
     expected.submit(month.submissions)
@@ -72,10 +73,15 @@ def _assert_views(rows: dict[str, list[dict[str, Any]]], expected: ReferenceRun)
     assert len(rows["billing"]) == len(expected.billing)
 
 
+# A row per rejected reading: two readings of one submission rejected for the same reason are
+# two rows, told apart by their register (what `_distinct` keeps across two stores).
+REJECTIONS_SQL = "SELECT event_id, reason, zone, register, value FROM {db}.rejections"
+
+
 def _views(pipeline: Pipeline) -> dict[str, list[dict[str, Any]]]:
     return {
         "readings": pipeline.query(READINGS_SQL),
-        "rejections": pipeline.query("SELECT event_id, reason FROM {db}.rejections"),
+        "rejections": pipeline.query(REJECTIONS_SQL),
         "billing": pipeline.query(BILLING_SQL),
     }
 
@@ -254,11 +260,11 @@ def test_worker_killed_three_times_including_mid_insert_and_mid_close(
     landed = _landed(pipeline)
     assert landed[held] > 0, f"the held insert into {held} did not land"
     assert landed["readings_log"] < len(expected.readings), "the whole file was already written"
-    worker.start()
+    worker.run()
     # 2: at a random moment of the rest of the file.
     time.sleep(random.uniform(0.5, 3.0))
     worker.kill()
-    worker.start()
+    worker.run()
     pipeline.wait_idle(timeout=300)
     # 3: inside the period close, between its billing inserts.
     hold.touch()
@@ -268,12 +274,12 @@ def test_worker_killed_three_times_including_mid_insert_and_mid_close(
     hold.unlink()
     billed = _landed(pipeline)["billing_log"]
     assert 0 < billed < len(expected.billing), f"{billed} of {len(expected.billing)} billed"
-    worker.start()
+    worker.run()
     pipeline.wait_idle(timeout=300)
     _assert_views(_views(pipeline), expected)
 
 
-def _wait_until_held(worker: Worker, hold: Path, timeout: float = 120) -> str:
+def _wait_until_held(worker: WorkerProcess, hold: Path, timeout: float = 120) -> str:
     """The table whose insert the worker is held in, once it is (it writes it into `hold`)."""
     deadline = time.monotonic() + timeout
     while not (held := hold.read_text()).endswith("\n"):
@@ -333,7 +339,7 @@ def test_a_second_worker_joining_and_leaving_moves_partitions_and_state(
     views = _views(pipeline)
     for name, sql in (
         ("readings", READINGS_SQL),
-        ("rejections", "SELECT event_id, reason FROM {db}.rejections"),
+        ("rejections", REJECTIONS_SQL),
         ("billing", BILLING_SQL),
     ):
         columns, rows = run_query(second_settings, sql.replace("{db}", pipeline.database))
@@ -364,6 +370,6 @@ def test_a_worker_started_on_a_backlog_processes_all_of_it(pipeline: Pipeline) -
     worker.stop()
     _publish(pipeline, month.submissions, "readings")
     _close(pipeline)
-    worker.start()
+    worker.run()
     pipeline.wait_idle(timeout=120)
     _assert_views(_views(pipeline), expected)

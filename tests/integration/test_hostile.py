@@ -25,8 +25,6 @@ from kafka import KafkaProducer
 
 from streams.adapters.avro import MAGIC, default_codec
 from streams.adapters.decode import (
-    METER_INSTALLED,
-    METER_REMOVED,
     PERIOD_CLOSE_REQUESTED,
     READING_SUBMITTED,
     PeriodCloseRequested,
@@ -34,7 +32,9 @@ from streams.adapters.decode import (
 from streams.domain.calendar import Period
 from streams.domain.model import Reason
 from streams.pipeline.sink import OVERSIZED_PAYLOAD_KEPT
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import PokazyProducer, encode_registry
+from tests.builders import installed_json, removed_json
+from tests.builders import submission_json as submission
 from tests.integration.conftest import ROOT, Pipeline
 from tests.integration.expected import (
     BILLING_SQL,
@@ -51,30 +51,12 @@ SQL_ACCOUNT = "0'); DROP TABLE readings_log; --"
 SHELL_METER = "$(touch /tmp/pwned)`id`;|&"
 SQL_UNKNOWN = "x' OR '1'='1' UNION SELECT * FROM system.users --"
 REGISTRY: list[dict[str, Any]] = [
-    {"type": "MeterInstalled", "account_id": TWO, "meter_id": "GAMA-1", "zones": ["day", "night"],
-     "digits": 6, "initial": {"day": 12000, "night": 6500}, "installed_on": "2021-03-15"},
-    {"type": "MeterInstalled", "account_id": SINGLE, "meter_id": "NIK-2", "zones": ["total"],
-     "digits": 5, "initial": {"total": 40000}, "installed_on": "2022-01-10"},
-    {"type": "MeterInstalled", "account_id": SQL_ACCOUNT, "meter_id": SHELL_METER,
-     "zones": ["total"], "digits": 6, "initial": {"total": 100}, "installed_on": "2022-02-01"},
-]  # fmt: skip
+    installed_json(TWO, "GAMA-1", {"day": 12000, "night": 6500}, "2021-03-15"),
+    installed_json(SINGLE, "NIK-2", {"total": 40000}, "2022-01-10", digits=5),
+    installed_json(SQL_ACCOUNT, SHELL_METER, {"total": 100}, "2022-02-01"),
+]
 
 CODEC = default_codec()
-
-
-def submission(
-    account: str, at: str, readings: list[dict[str, Any]], **fields: Any
-) -> dict[str, Any]:
-    """A submission's JSON form (SPEC §3.1) with a fresh event id."""
-    return {
-        "event_id": str(uuid.uuid4()),
-        "account_id": account,
-        "channel": "viber",
-        "sender_id": "u-77",
-        "submitted_at": at,
-        "readings": readings,
-        **fields,
-    }
 
 
 def avro(obj: dict[str, Any]) -> bytes:
@@ -95,12 +77,6 @@ def impostor(value_type: str, value: Any) -> bytes:
         "readings": [{"zone": "day", "register": None, "value": value, "raw_text": None}],
     })  # fmt: skip
     return MAGIC + CODEC.fingerprint(READING_SUBMITTED) + body.getvalue()
-
-
-def registry_datum(obj: dict[str, Any]) -> tuple[str, bytes]:
-    name = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}[obj["type"]]
-    body = {k: v for k, v in obj.items() if k != "type"}
-    return name, CODEC.encode(name, CODEC.from_json(name, body))
 
 
 def close_request(signature: str) -> bytes:
@@ -150,12 +126,10 @@ def hostile_script() -> Script:
     forged = PeriodCloseRequested(PERIOD, datetime(2023, 6, 4, tzinfo=UTC), "a bot")
     s.bad(None, close_request(forged.sign(b"a bot's guess at the key")), Reason.UNAUTHORIZED, 0)
     for obj in (
-        {**REGISTRY[0], "meter_id": "EVIL-1", "initial": {"day": 5, "night": 5},
-         "installed_on": "2023-05-20"},
-        {"type": "MeterRemoved", "account_id": SINGLE, "meter_id": "NIK-2",
-         "final": {"total": 40100}, "removed_on": "2023-05-20"},
-    ):  # fmt: skip
-        s.bad(obj["account_id"].encode(), registry_datum(obj)[1], Reason.UNAUTHORIZED)
+        installed_json(TWO, "EVIL-1", {"day": 5, "night": 5}, "2023-05-20"),
+        removed_json(SINGLE, "NIK-2", {"total": 40100}, "2023-05-20"),
+    ):
+        s.bad(obj["account_id"].encode(), encode_registry(obj)[1], Reason.UNAUTHORIZED)
     elsewhere = submission(TWO, window, [{"zone": "day", "value": 99999}])
     s.bad(k2, avro(elsewhere), "MALFORMED")  # account 1's reading keyed (routed) as account 2's
     s.bad(None, avro(submission(TWO, window, [{"zone": "day", "value": 1}])), "MALFORMED")
@@ -181,33 +155,41 @@ def hostile_script() -> Script:
     s.bad(k2, MAGIC + CODEC.fingerprint(READING_SUBMITTED) + rng.randbytes(200_000), "MALFORMED")
 
     # Decodable, but beyond the limits or the rules: judged, one row per reading (or submission).
-    s.valid(submission(TWO, window, [{"zone": "day", "value": 13000}], sender_id="u" * 65),
-            "MALFORMED")  # fmt: skip
-    s.valid(submission(TWO, window, [{"register": "1." * 5000, "value": 13000}]), "MALFORMED")
-    s.valid(submission(TWO, window, [{"zone": "day", "value": 1, "raw_text": "д" * 1001}]),
-            "MALFORMED")  # fmt: skip
+    day = [{"zone": "day", "value": 13000}]
     thousand = [{"zone": "total", "value": 40000 + n} for n in range(1000)]
-    s.valid(submission(SINGLE, window, thousand), "MALFORMED")
-    s.valid(submission(TWO, "0001-01-01T00:00:00Z", [{"zone": "day", "value": 13000}]), "MALFORMED")
-    s.valid(submission(TWO, "9999-12-31T23:59:59.999Z", [{"zone": "day", "value": 13000}]),
-            "MALFORMED")  # fmt: skip
-    s.valid(submission(TWO, window, [{"zone": "day", "value": -1}]), "INVALID_VALUE")
-    s.valid(submission(SINGLE, window, [{"zone": "total", "value": 2**63 - 1}]), "TOO_MANY_DIGITS")
-    s.valid(submission(SINGLE, window, [{"zone": "total", "value": -(2**63)}]), "INVALID_VALUE")
-    s.valid(submission(TWO, window, [{"register": "T21';--$(id)", "value": 7000}]),
-            "UNKNOWN_REGISTER")  # fmt: skip
-    s.valid(submission(SQL_UNKNOWN, window, [{"zone": "total", "value": 1}],
-                       sender_id="'; DROP TABLE x; --"), "UNKNOWN_ACCOUNT")  # fmt: skip
-    s.valid(submission(SQL_ACCOUNT, window, [{"zone": "total", "value": 10**6}]), "TOO_MANY_DIGITS")
+    judged: list[tuple[str, str, list[dict[str, Any]], dict[str, str], str]] = [
+        (TWO, window, day, {"sender_id": "u" * 65}, "MALFORMED"),
+        (TWO, window, [{"register": "1." * 5000, "value": 13000}], {}, "MALFORMED"),
+        (TWO, window, [{"zone": "day", "value": 1, "raw_text": "д" * 1001}], {}, "MALFORMED"),
+        (SINGLE, window, thousand, {}, "MALFORMED"),
+        (TWO, "0001-01-01T00:00:00Z", day, {}, "MALFORMED"),
+        (TWO, "9999-12-31T23:59:59.999Z", day, {}, "MALFORMED"),
+        (TWO, window, [{"zone": "day", "value": -1}], {}, "INVALID_VALUE"),
+        (SINGLE, window, [{"zone": "total", "value": 2**63 - 1}], {}, "TOO_MANY_DIGITS"),
+        (SINGLE, window, [{"zone": "total", "value": -(2**63)}], {}, "INVALID_VALUE"),
+        (TWO, window, [{"register": "T21';--$(id)", "value": 7000}], {}, "UNKNOWN_REGISTER"),
+        (
+            SQL_UNKNOWN,
+            window,
+            [{"zone": "total", "value": 1}],
+            {"sender_id": "'; DROP TABLE x; --"},
+            "UNKNOWN_ACCOUNT",
+        ),
+        (SQL_ACCOUNT, window, [{"zone": "total", "value": 10**6}], {}, "TOO_MANY_DIGITS"),
+    ]
+    for account, at, readings, fields, reason in judged:
+        s.valid(submission(account, at, readings, **fields), reason)
 
     # Honest readings after all of it, on every account, and an impostor reusing an event id.
-    honest = s.valid(submission(TWO, window, [{"register": "1.8.2", "value": 12900},
-                                              {"register": "T21", "value": 6800}]))  # fmt: skip
-    s.valid({**honest, "submitted_at": "2023-06-01T08:00:00Z", "channel": "telegram",
-             "readings": [{"zone": "day", "value": 999999}]})  # fmt: skip
+    both = [{"register": "1.8.2", "value": 12900}, {"register": "T21", "value": 6800}]
+    honest = s.valid(submission(TWO, window, both))
+    s.valid(
+        {**honest, "submitted_at": "2023-06-01T08:00:00Z", "channel": "telegram",
+         "readings": [{"zone": "day", "value": 999999}]}
+    )  # fmt: skip
     s.valid(submission(SINGLE, "2023-06-01T07:00:00Z", [{"zone": "total", "value": 40300}]))
-    s.valid(submission(SQL_ACCOUNT, window, [{"zone": "total", "value": 450}],
-                       meter_id=SHELL_METER, sender_id="$(reboot)"))  # fmt: skip
+    shell = {"meter_id": SHELL_METER, "sender_id": "$(reboot)"}
+    s.valid(submission(SQL_ACCOUNT, window, [{"zone": "total", "value": 450}], **shell))
     return s
 
 

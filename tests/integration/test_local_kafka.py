@@ -22,25 +22,14 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from streams.tools.processes import free_ports
 from streams.tools.stack import LocalKafka, LocalKafkaError, kafka_version
 
 pytestmark = pytest.mark.integration
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports nothing listens on now; all held open together so that no two are the same."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _new_broker(data_dir: Path, **options: Any) -> LocalKafka:
-    port, controller_port = _free_ports(2)
+    port, controller_port = free_ports(2)
     return LocalKafka(data_dir, port=port, controller_port=controller_port, **options)
 
 
@@ -196,7 +185,7 @@ def test_up_refuses_a_port_another_process_holds(tmp_path: Path) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        (controller_port,) = _free_ports(1)
+        (controller_port,) = free_ports(1)
         kafka = LocalKafka(tmp_path, port=port, controller_port=controller_port)
 
         with pytest.raises(LocalKafkaError, match="already in use"):

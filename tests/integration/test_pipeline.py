@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import time
 import urllib.request
-import uuid
 
 import orjson
 from kafka import KafkaProducer
@@ -14,29 +13,17 @@ from streams.adapters.avro import default_codec
 from streams.adapters.signing import REPLAY_HEADER, replay_signature
 from streams.domain.calendar import Period
 from streams.sdk.producer import PokazyProducer
-from streams.tools.sample import sample_month
+from tests.builders import installed_json, simulated_month, submission_json
 from tests.commands import pokazy
 from tests.integration.conftest import Pipeline
 from tests.integration.expected import READINGS_SQL, ReferenceRun, actual_readings
 
 REGISTRY = [
-    {"type": "MeterInstalled", "account_id": "0000000001", "meter_id": "GAMA-1",
-     "zones": ["day", "night"], "digits": 6, "initial": {"day": 12000, "night": 6500},
-     "installed_on": "2021-03-15", "dso": "dtek-kem"},
-    {"type": "MeterInstalled", "account_id": "0000000002", "meter_id": "NIK-2",
-     "zones": ["total"], "digits": 5, "initial": {"total": 40000}, "installed_on": "2022-01-10"},
-]  # fmt: skip
-
-
-def _submission(account: str, at: str, readings: list[dict[str, object]]) -> dict[str, object]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "account_id": account,
-        "channel": "viber",
-        "sender_id": "u-77",
-        "submitted_at": at,
-        "readings": readings,
-    }
+    installed_json(
+        "0000000001", "GAMA-1", {"day": 12000, "night": 6500}, "2021-03-15", dso="dtek-kem"
+    ),
+    installed_json("0000000002", "NIK-2", {"total": 40000}, "2022-01-10", digits=5),
+]
 
 
 def _publish(pipeline: Pipeline, registry: list[dict], submissions: list[dict]) -> None:
@@ -51,28 +38,26 @@ def _publish(pipeline: Pipeline, registry: list[dict], submissions: list[dict]) 
 
 def test_submissions_land_in_readings_rejections_and_replies(pipeline: Pipeline) -> None:
     pipeline.worker()
-    accepted = _submission(
-        "0000000001", "2023-05-30T09:15:00Z",
-        [{"register": "1.8.2", "value": 12345}, {"register": "T21", "value": 6789}],
-    )  # fmt: skip
-    off_window = _submission(
+    both = [{"register": "1.8.2", "value": 12345}, {"register": "T21", "value": 6789}]
+    accepted = submission_json("0000000001", "2023-05-30T09:15:00Z", both)
+    off_window = submission_json(
         "0000000002", "2023-05-15T10:00:00Z", [{"zone": "total", "value": 40100}]
     )
-    too_many_digits = _submission(
+    too_many_digits = submission_json(
         "0000000002", "2023-05-31T10:00:00Z", [{"zone": "total", "value": 401000}]
     )
-    total_on_two_zone = _submission(
+    total_on_two_zone = submission_json(
         "0000000001", "2023-06-01T08:00:00Z", [{"register": "1.8.0", "value": 19000}]
     )
-    unknown_account = _submission(
+    unknown_account = submission_json(
         "9999999999", "2023-06-01T08:00:00Z", [{"zone": "total", "value": 1}]
     )
     # 00:30 Kyiv summer time on 1 April 2023 is 21:30 UTC on 31 March: in-window for March.
-    after_midnight = _submission(
+    after_midnight = submission_json(
         "0000000002", "2023-03-31T21:30:00Z", [{"zone": "total", "value": 40050}]
     )
-    _publish(pipeline, REGISTRY, [accepted, off_window, too_many_digits, total_on_two_zone,
-                                  unknown_account, after_midnight])  # fmt: skip
+    sent = [accepted, off_window, too_many_digits, total_on_two_zone, unknown_account]
+    _publish(pipeline, REGISTRY, [*sent, after_midnight])
     junk = KafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap)
     junk.send(pipeline.settings.topic("readings"), key=b"0000000001", value=b"not avro at all")
     junk.send(pipeline.settings.topic("readings"), key=b"0000000001", value=b"")
@@ -87,8 +72,10 @@ def test_submissions_land_in_readings_rejections_and_replies(pipeline: Pipeline)
         (off_window["event_id"], "total", 40100, "off_window", "2023-05", _d("2023-05-15"), 100),
         (after_midnight["event_id"], "total", 40050, "in_window", "2023-03", _d("2023-04-01"), 50),
     }
-    registers = {(r["zone"], r["register"]) for r in pipeline.query(
-        "SELECT zone, register FROM {db}.readings WHERE account_id = '0000000001'")}  # fmt: skip
+    rows = pipeline.query(
+        "SELECT zone, register FROM {db}.readings WHERE account_id = '0000000001'"
+    )
+    registers = {(r["zone"], r["register"]) for r in rows}
     assert registers == {("day", "1.8.2"), ("night", "T21")}
 
     rejections = pipeline.query("SELECT event_id, reason, value, payload FROM {db}.rejections")
@@ -124,7 +111,7 @@ def test_submissions_land_in_readings_rejections_and_replies(pipeline: Pipeline)
 
 def test_same_file_twice_gives_no_duplicate_rows(pipeline: Pipeline) -> None:
     pipeline.worker()
-    month = sample_month(80, Period(2023, 5), seed=11)
+    month = simulated_month(80, Period(2023, 5), seed=11)
     _publish(pipeline, month.registry, month.submissions)
     pipeline.wait_idle()
     _publish(pipeline, month.registry, month.submissions)
@@ -143,7 +130,7 @@ def test_same_file_twice_gives_no_duplicate_rows(pipeline: Pipeline) -> None:
 
 def test_worker_killed_mid_file_ends_with_one_row_per_reading(pipeline: Pipeline) -> None:
     worker = pipeline.worker()
-    month = sample_month(3000, Period(2023, 5), seed=5)
+    month = simulated_month(3000, Period(2023, 5), seed=5)
     _publish(pipeline, month.registry, month.submissions)
     # SIGKILL as soon as some, but not all, of the file is in ClickHouse.
     deadline = time.monotonic() + 120
@@ -188,7 +175,9 @@ def _d(text: str):  # type: ignore[no-untyped-def]
 
 def test_rejections_replay_after_late_master_data_is_idempotent(pipeline: Pipeline) -> None:
     pipeline.worker()
-    early = _submission("0000000002", "2023-05-31T10:00:00Z", [{"zone": "total", "value": 40200}])
+    early = submission_json(
+        "0000000002", "2023-05-31T10:00:00Z", [{"zone": "total", "value": 40200}]
+    )
     with PokazyProducer(pipeline.settings) as producer:
         producer.submit(early)
     pipeline.wait_idle()
@@ -222,7 +211,7 @@ def test_rejections_replay_after_late_master_data_is_idempotent(pipeline: Pipeli
 def test_only_a_signed_replay_judges_a_rejected_submission_again(pipeline: Pipeline) -> None:
     pipeline.worker()
     # The bot already knows the new meter; billing's exchange arrives later (UNKNOWN_METER).
-    early = _submission("0000000002", "2023-05-31T10:00:00Z", [{"zone": "total", "value": 100}])
+    early = submission_json("0000000002", "2023-05-31T10:00:00Z", [{"zone": "total", "value": 100}])
     early["meter_id"] = "NIK-3"
     _publish(pipeline, REGISTRY, [early])
     pipeline.wait_idle()

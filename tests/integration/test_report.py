@@ -9,8 +9,7 @@ tables, some twice (a replay), and every expected figure is worked out by hand b
 from __future__ import annotations
 
 import hashlib
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime
 from multiprocessing import get_context
@@ -22,6 +21,7 @@ import pytest
 from matplotlib.image import imread
 
 from streams.domain.calendar import Period, kyiv_date
+from streams.tools.processes import free_port
 from streams.tools.report import Report
 
 T = TypeVar("T")
@@ -441,18 +441,10 @@ def test_an_empty_database_still_reports(tmp_path: Path) -> None:
     assert imread(chart).shape[1] >= 1500
 
 
-@pytest.fixture
-def free_port() -> Iterator[int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    yield port
-
-
-def test_the_report_command(tmp_path: Path, free_port: int) -> None:
+def test_the_report_command(tmp_path: Path) -> None:
     chart = tmp_path / "out" / "may.png"
     code, output = in_fresh_process(
-        _command, str(tmp_path / "ch"), free_port, ["--period", "2023-05", "--png", str(chart)]
+        _command, str(tmp_path / "ch"), free_port(), ["--period", "2023-05", "--png", str(chart)]
     )
     assert code == 0, output
     assert ["total", "estimated", "1", "12,345", "96.8%"] in _rows_of(output)
@@ -460,9 +452,9 @@ def test_the_report_command(tmp_path: Path, free_port: int) -> None:
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_report_command_refuses_a_bad_period(tmp_path: Path, free_port: int) -> None:
+def test_the_report_command_refuses_a_bad_period(tmp_path: Path) -> None:
     code, output = in_fresh_process(
-        _command, str(tmp_path / "ch"), free_port, ["--period", "2023-13"]
+        _command, str(tmp_path / "ch"), free_port(), ["--period", "2023-13"]
     )
     assert code == 2
     assert "not a billing period: 2023-13" in output

@@ -23,8 +23,9 @@ from pydantic import SecretStr
 from streams.domain.calendar import Period
 from streams.errors import ConfigError
 from streams.sdk.producer import PokazyProducer
-from streams.tools.sample import sample_month
+from streams.tools.processes import free_ports
 from streams.tools.stack import LocalKafka
+from tests.builders import simulated_month
 from tests.commands import pokazy
 from tests.integration.conftest import Pipeline, new_pipeline
 from tests.integration.expected import (
@@ -45,14 +46,7 @@ def _free_ports(count: int) -> list[int]:
     """Ports nothing listens on now, all different; within POKAZY_TEST_SECURE_KAFKA_PORTS if set."""
     span = os.environ.get("POKAZY_TEST_SECURE_KAFKA_PORTS")
     if span is None:
-        sockets = [socket.socket() for _ in range(count)]
-        try:
-            for sock in sockets:
-                sock.bind(("127.0.0.1", 0))
-            return [sock.getsockname()[1] for sock in sockets]
-        finally:
-            for sock in sockets:
-                sock.close()
+        return free_ports(count)
     low, high = (int(end) for end in span.split("-"))
     candidates = list(range(low, high + 1))
     random.shuffle(candidates)
@@ -157,7 +151,7 @@ def _assert_refused(result: subprocess.CompletedProcess[str], *phrases: str) -> 
 def test_the_pipeline_runs_on_sasl_scram_with_credentials_from_the_environment(
     sasl_pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    month = sample_month(40, PERIOD, seed=31)
+    month = simulated_month(40, PERIOD, seed=31)
     expected = ReferenceRun()
     expected.registry(month.registry)
     expected.submit(month.submissions)
@@ -204,7 +198,7 @@ def test_the_pipeline_runs_on_sasl_scram_with_credentials_from_the_environment(
 def test_a_wrong_password_stops_every_command_with_one_clear_line(
     sasl_pipeline: Pipeline, tmp_path: Path, command: list[str]
 ) -> None:
-    month = sample_month(2, PERIOD, seed=32)
+    month = simulated_month(2, PERIOD, seed=32)
     _json_lines(tmp_path / "meters.jsonl", month.registry)
     _json_lines(tmp_path / "readings.jsonl", month.submissions)
     env = {**sasl_pipeline.env, "POKAZY_KAFKA_SASL_PASSWORD": WRONG_PASSWORD}
@@ -245,7 +239,7 @@ def test_a_worker_with_a_wrong_password_exits_with_one_clear_line(
 def test_a_plaintext_client_is_told_the_listener_requires_authentication(
     sasl_broker: LocalKafka, sasl_pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    meters = _json_lines(tmp_path / "meters.jsonl", sample_month(2, PERIOD, seed=33).registry)
+    meters = _json_lines(tmp_path / "meters.jsonl", simulated_month(2, PERIOD, seed=33).registry)
     security = _credentials(sasl_broker)
     # No security protocol and no credentials: PLAINTEXT, the default.
     env = {k: v for k, v in sasl_pipeline.env.items() if k not in security}
@@ -256,7 +250,7 @@ def test_a_plaintext_client_is_told_the_listener_requires_authentication(
 
 
 def test_the_pipeline_runs_on_sasl_ssl_with_the_local_ca(tls_pipeline: Pipeline) -> None:
-    month = sample_month(12, PERIOD, seed=34)
+    month = simulated_month(12, PERIOD, seed=34)
     expected = ReferenceRun()
     expected.registry(month.registry)
     expected.submit(month.submissions)
@@ -279,7 +273,7 @@ def test_the_pipeline_runs_on_sasl_ssl_with_the_local_ca(tls_pipeline: Pipeline)
 def test_a_client_without_the_ca_refuses_the_broker_certificate(
     tls_pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    meters = _json_lines(tmp_path / "meters.jsonl", sample_month(2, PERIOD, seed=35).registry)
+    meters = _json_lines(tmp_path / "meters.jsonl", simulated_month(2, PERIOD, seed=35).registry)
     env = {**tls_pipeline.env, "POKAZY_KAFKA_SSL_CAFILE": ""}  # the system's CAs only
     untrusting = tls_pipeline.settings.model_copy(update={"kafka_ssl_cafile": None})
 

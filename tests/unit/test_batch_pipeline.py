@@ -17,9 +17,7 @@ from faust.types import TP
 
 from streams.adapters.avro import default_codec
 from streams.adapters.decode import (
-    METER_INSTALLED,
     PERIOD_CLOSE_REQUESTED,
-    READING_SUBMITTED,
     PeriodCloseRequested,
 )
 from streams.domain.calendar import Period
@@ -27,8 +25,9 @@ from streams.pipeline.outbox import AccountTable, Outbox, account_partition
 from streams.pipeline.sink import Batch
 from streams.pipeline.state import decode_state
 from streams.pipeline.worker import Pipeline
+from streams.sdk.producer import encode_registry, encode_submission
 from streams.settings import Settings
-from streams.tools.sample import sample_month
+from tests.builders import simulated_month
 from tests.unit.test_outbox import CHANGELOG, FakeProducer, FakeTable
 
 NOW = datetime(2023, 6, 2, 9, 0, tzinfo=UTC)
@@ -83,7 +82,7 @@ class Sink:
 def month_records(settings: Settings) -> tuple[dict[TP, list[Any]], dict[TP, list[Any]]]:
     """The registry's and the readings' records per partition, in publishing order."""
     codec = default_codec()
-    month = sample_month(60, Period(2023, 5), seed=11)
+    month = simulated_month(60, Period(2023, 5), seed=11)
     registry: dict[TP, list[Any]] = {}
     readings: dict[TP, list[Any]] = {}
 
@@ -92,16 +91,15 @@ def month_records(settings: Settings) -> tuple[dict[TP, list[Any]], dict[TP, lis
         records.append(Record(key, value, len(records)))
 
     for event in month.registry:
-        datum = codec.from_json(METER_INSTALLED, {k: v for k, v in event.items() if k != "type"})
-        key = event["account_id"].encode()
-        add(registry, settings.topic("registry"), key, codec.encode(METER_INSTALLED, datum),
-            account_partition(key, PARTITIONS))  # fmt: skip
+        account, value = encode_registry(event, codec)
+        key = account.encode()
+        add(registry, settings.topic("registry"), key, value, account_partition(key, PARTITIONS))
     # A second submission from some accounts (another event, sent again by a customer): in one
     # batch with the first, the account's state is written once.
     again = [{**s, "event_id": f"{s['event_id'][:-4]}beef"} for s in month.submissions[:10]]
     for submission in [*month.submissions, *again]:
-        key = submission["account_id"].encode()
-        value = codec.encode(READING_SUBMITTED, codec.from_json(READING_SUBMITTED, submission))
+        _, account, value = encode_submission(submission, codec)
+        key = account.encode()
         add(readings, settings.topic("readings"), key, value, account_partition(key, PARTITIONS))
     close = PeriodCloseRequested(Period(2023, 5), NOW.replace(microsecond=0), "billing")
     payload = codec.encode(

@@ -20,13 +20,10 @@ from streams.domain.calendar import (
     place_reading,
     submission_window,
 )
+from tests.builders import utc
 
 IN = ReadingKind.IN_WINDOW
 OFF = ReadingKind.OFF_WINDOW
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # --- place_reading: local date -> (kind, period, as_of) -------------------------------------

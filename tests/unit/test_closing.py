@@ -17,7 +17,7 @@ from streams.domain.closing import billing_lines, close_period
 from streams.domain.model import Reason
 from streams.domain.zones import SINGLE_ZONE, TWO_ZONE
 from streams.pipeline.state import decode_state, encode_state
-from tests.unit.test_ledger import (
+from tests.builders import (
     DAY,
     NIGHT,
     TOTAL,

@@ -31,7 +31,7 @@ def test_core_only_reports_cpu_per_submission(tmp_path: Path) -> None:
 def test_the_measured_path_judges_like_the_worker(tmp_path: Path) -> None:
     """Accepted and rejected readings both occur: the measurement is not of a worker that
     rejects everything cheaply (say, every account unknown)."""
-    traffic = Traffic(40, 2, seed=3)
+    traffic = Traffic(40, 80, seed=3)
     submissions = traffic.submissions(80)
     core = measure_core(Settings(data_dir=tmp_path), traffic.registry, submissions)
     assert core.submissions == 80

@@ -58,6 +58,7 @@ from streams.pipeline.sink import (
 from streams.pipeline.state import decode_state, encode_state
 from streams.pipeline.worker import reply_datum
 from streams.settings import DEFAULT_MAX_MESSAGE_BYTES
+from tests.builders import installed_json, removed_json
 
 CODEC = default_codec()
 RULES = Rules()
@@ -68,37 +69,31 @@ BULK_PER_STRATEGY = 34_000  # three strategies: 102,000 inputs
 
 # --- realistic accounts ---------------------------------------------------------------------
 
-TWO, SINGLE, THREE, REMOVED, EXCHANGED = (
-    "0000000001", "0000000002", "0000000003", "0000000004", "0000000005",
-)  # fmt: skip
-ACCOUNTS = (TWO, SINGLE, THREE, REMOVED, EXCHANGED)
+ACCOUNTS = tuple(f"{n:010d}" for n in range(1, 6))
+TWO, SINGLE, THREE, REMOVED, EXCHANGED = ACCOUNTS
 METER_IDS = ("GAMA-1", "NIK-2", "TRI-3", "GAMA-4", "GAMA-5", "GAMA-5B")
 
-REGISTRY: list[tuple[str, dict[str, Any]]] = [
-    (METER_INSTALLED, {"account_id": TWO, "meter_id": "GAMA-1", "zones": ["day", "night"],
-                       "digits": 6, "initial": {"day": 12000, "night": 6500},
-                       "installed_on": date(2021, 3, 15), "dso": "dtek-kem"}),
-    (METER_INSTALLED, {"account_id": SINGLE, "meter_id": "NIK-2", "zones": ["total"],
-                       "digits": 5, "initial": {"total": 99700},
-                       "installed_on": date(2022, 1, 10), "dso": ""}),
-    (METER_INSTALLED, {"account_id": THREE, "meter_id": "TRI-3",
-                       "zones": ["peak", "half_peak", "night"], "digits": 7,
-                       "initial": {"peak": 100, "half_peak": 200, "night": 300},
-                       "installed_on": date(2023, 2, 2), "dso": "dtek-kem"}),
-    (METER_INSTALLED, {"account_id": REMOVED, "meter_id": "GAMA-4", "zones": ["day", "night"],
-                       "digits": 6, "initial": {"day": 500, "night": 400},
-                       "installed_on": date(2020, 1, 1), "dso": "dtek-kem"}),
-    (METER_REMOVED, {"account_id": REMOVED, "meter_id": "GAMA-4",
-                     "final": {"day": 900, "night": 700}, "removed_on": date(2023, 5, 10)}),
-    (METER_INSTALLED, {"account_id": EXCHANGED, "meter_id": "GAMA-5", "zones": ["day", "night"],
-                       "digits": 6, "initial": {"day": 999500, "night": 3000},
-                       "installed_on": date(2019, 6, 1), "dso": "dtek-kem"}),
-    (METER_REMOVED, {"account_id": EXCHANGED, "meter_id": "GAMA-5",
-                     "final": {"day": 999900, "night": 3300}, "removed_on": date(2023, 5, 12)}),
-    (METER_INSTALLED, {"account_id": EXCHANGED, "meter_id": "GAMA-5B", "zones": ["total"],
-                       "digits": 6, "initial": {"total": 10},
-                       "installed_on": date(2023, 5, 12), "dso": "dtek-kem"}),
-]  # fmt: skip
+REGISTRY_EVENTS = [
+    installed_json(TWO, "GAMA-1", {"day": 12000, "night": 6500}, "2021-03-15", dso="dtek-kem"),
+    installed_json(SINGLE, "NIK-2", {"total": 99700}, "2022-01-10", digits=5, dso=""),
+    installed_json(
+        THREE, "TRI-3", {"peak": 100, "half_peak": 200, "night": 300}, "2023-02-02", digits=7
+    ),
+    installed_json(REMOVED, "GAMA-4", {"day": 500, "night": 400}, "2020-01-01"),
+    removed_json(REMOVED, "GAMA-4", {"day": 900, "night": 700}, "2023-05-10"),
+    installed_json(EXCHANGED, "GAMA-5", {"day": 999500, "night": 3000}, "2019-06-01"),
+    removed_json(EXCHANGED, "GAMA-5", {"day": 999900, "night": 3300}, "2023-05-12"),
+    installed_json(EXCHANGED, "GAMA-5B", {"total": 10}, "2023-05-12"),
+]
+
+
+def registry_datum(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A registry event's record name and Avro datum, as the SDK makes them."""
+    name = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}[event["type"]]
+    return name, CODEC.from_json(name, {k: v for k, v in event.items() if k != "type"})
+
+
+REGISTRY = [registry_datum(event) for event in REGISTRY_EVENTS]
 
 HISTORY: list[tuple[str, datetime, list[dict[str, Any]]]] = [
     (TWO, datetime(2023, 3, 30, 10, tzinfo=UTC), [{"zone": "day", "value": 12900},
@@ -120,8 +115,8 @@ def initial_states() -> dict[str, AccountState | None]:
         states[outcome.account_id] = apply_registry_event(states.get(outcome.account_id), outcome)
     for n, (account, at, readings) in enumerate(HISTORY):
         submission = submission_datum(account, at, readings, event_id=str(uuid.UUID(int=n + 1)))
-        decoded = admit(encode(READING_SUBMITTED, submission), account.encode(),
-                        Source.READINGS, control_key=CONTROL_KEY)  # fmt: skip
+        payload = encode(READING_SUBMITTED, submission)
+        decoded = admit(payload, account.encode(), Source.READINGS, control_key=CONTROL_KEY)
         assert isinstance(decoded, Submission)
         state, outcome, _ = apply_submission(states[account], decoded, now=NOW, rules=RULES)
         assert all(r.accepted for r in outcome.readings), outcome

@@ -24,7 +24,7 @@ from streams.domain.messages import reading_message
 from streams.domain.model import Reason
 from streams.domain.zones import SINGLE_ZONE, TWO_ZONE
 from streams.pipeline.state import decode_state, encode_state
-from tests.unit.test_ledger import (
+from tests.builders import (
     DAY,
     NIGHT,
     TOTAL,

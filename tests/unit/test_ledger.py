@@ -1,23 +1,18 @@
 """The baseline rules of SPEC §2.3-2.4: B, F, the plausible advance H, and the verdict on one
 register reading (ZONES_SWAPPED, BELOW_PREVIOUS, IMPLAUSIBLY_HIGH, provisional kWh and flags).
 
-Also the `Scenario` helper that test_closing.py and test_properties.py share: an account driven
-through the domain's own transitions, with times written as Kyiv wall-clock times.
+Scenarios drive one account through the domain's own transitions (`tests.builders.Scenario`),
+with times written as Kyiv wall-clock times.
 """
 
 from __future__ import annotations
 
-import itertools
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from fractions import Fraction
 
 import pytest
 
-from streams.domain.account import AccountState
-from streams.domain.calendar import KYIV, Period, ReadingKind
-from streams.domain.closing import BillingLine, close_period
+from streams.domain.calendar import Period, ReadingKind
 from streams.domain.ledger import (
     Basis,
     ClosedPeriod,
@@ -31,134 +26,24 @@ from streams.domain.ledger import (
     round_half_up,
 )
 from streams.domain.model import (
-    Meter,
-    MeterInstalled,
-    MeterRemoved,
-    ReadingOutcome,
     Reason,
     RegisterReading,
-    Rules,
-    Submission,
-    SubmissionOutcome,
 )
-from streams.domain.validation import apply_registry_event, apply_submission
-from streams.domain.zones import SINGLE_ZONE, TWO_ZONE, Zone
+from streams.domain.zones import SINGLE_ZONE, TWO_ZONE
+from tests.builders import (
+    DAY,
+    GAMA,
+    NIGHT,
+    TOTAL,
+    Scenario,
+    billed,
+    gama_after_april,
+    meter,
+    utc,
+    verdict,
+)
 
-ACCOUNT = "0123456789"
-RULES = Rules()
-DAY, NIGHT, TOTAL = Zone.DAY, Zone.NIGHT, Zone.TOTAL
 IN, OFF = ReadingKind.IN_WINDOW, ReadingKind.OFF_WINDOW
-
-# Event ids of their own (the high bits), so they never meet another module's.
-_event_ids = itertools.count((0x1ED6E6 << 96) + 1)
-
-
-def new_event_id() -> str:
-    return str(uuid.UUID(int=next(_event_ids)))
-
-
-def local(text: str) -> datetime:
-    """A Kyiv wall-clock time ("2023-05-30 12:00") as the UTC instant a bot would send."""
-    return datetime.fromisoformat(text).replace(tzinfo=KYIV).astimezone(UTC)
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def meter(
-    meter_id: str, zones: tuple[Zone, ...], digits: int, initial: dict[Zone, int], on: str
-) -> Meter:
-    return Meter(meter_id, zones, digits, initial, date.fromisoformat(on))
-
-
-def billed(line: BillingLine) -> tuple[str, int, int, int, tuple[str, ...]]:
-    """A billing row as billing reads it: basis, start and end readings, kWh, flags."""
-    closed = line.closed
-    flags = tuple(sorted(str(f) for f in closed.flags))
-    return str(closed.basis), line.start_reading, line.end_reading, closed.kwh, flags
-
-
-def verdict(row: ReadingOutcome) -> tuple[Reason | None, int | None, tuple[str, ...]]:
-    """A reading's outcome as the reply shows it: reason (None = accepted), kWh, flags."""
-    return row.reason, row.kwh, tuple(sorted(row.flags))
-
-
-@dataclass
-class Scenario:
-    """One account driven through apply_registry_event / apply_submission / close_period."""
-
-    state: AccountState = field(default_factory=lambda: AccountState(ACCOUNT))
-    lines: list[BillingLine] = field(default_factory=list)  # every line a close emitted
-    last: Submission | None = None
-
-    @classmethod
-    def of(cls, *meters: Meter) -> Scenario:
-        scenario = cls()
-        for m in meters:
-            scenario.install(m)
-        return scenario
-
-    def install(self, m: Meter) -> None:
-        self.state = apply_registry_event(self.state, MeterInstalled(ACCOUNT, m))
-
-    def remove(self, meter_id: str, final: dict[Zone, int], on: str) -> None:
-        event = MeterRemoved(ACCOUNT, meter_id, final, date.fromisoformat(on))
-        self.state = apply_registry_event(self.state, event)
-
-    def submission(
-        self,
-        at: str | datetime,
-        *readings: RegisterReading,
-        meter_id: str | None = None,
-        **values: int,
-    ) -> Submission:
-        instant = local(at) if isinstance(at, str) else at
-        registers = (*readings, *(RegisterReading(Zone(z), None, v) for z, v in values.items()))
-        return Submission(new_event_id(), ACCOUNT, meter_id, "viber", "u-77", instant, registers)
-
-    def apply(self, submission: Submission, now: datetime | None = None) -> SubmissionOutcome:
-        now = now or submission.submitted_at + timedelta(minutes=1)
-        state, outcome, duplicate = apply_submission(self.state, submission, now=now, rules=RULES)
-        assert state is not None
-        assert not duplicate
-        self.state, self.last = state, submission
-        return outcome
-
-    def send(
-        self,
-        at: str | datetime,
-        *readings: RegisterReading,
-        meter_id: str | None = None,
-        now: datetime | None = None,
-        **values: int,
-    ) -> tuple[ReadingOutcome, ...]:
-        """Submit readings (`day=12_100` or RegisterReading objects) at a Kyiv time."""
-        submission = self.submission(at, *readings, meter_id=meter_id, **values)
-        return self.apply(submission, now).readings
-
-    def close(self, period: str) -> list[BillingLine]:
-        self.state, lines = close_period(self.state, Period.parse(period))
-        self.lines.extend(lines)
-        return lines
-
-    def close_each(self, first: str, last: str) -> None:
-        period = Period.parse(first)
-        while period <= Period.parse(last):
-            self.close(str(period))
-            period = period.next()
-
-    def bill(self, period: str, zone: Zone, meter_id: str | None = None) -> BillingLine:
-        matches = [
-            line
-            for line in self.lines
-            if str(line.closed.period) == period
-            and line.zone == zone
-            and meter_id in (None, line.meter_id)
-        ]
-        assert len(matches) == 1, matches
-        return matches[0]
-
 
 # --- pure helpers ---------------------------------------------------------------------------------
 
@@ -438,19 +323,6 @@ def test_evaluate_reading(
 
 
 # --- readings judged against a two-zone meter's history (SPEC §2.3 last rows) ---------------------
-
-GAMA = "GAMA-100200"
-
-
-def gama_after_april() -> Scenario:
-    """Two-zone GAMA installed 1 April 2023; April billed actual at day 12,000 / night 6,500
-    (10 and 5 kWh a day). May is open: B = F = the April readings, floor dated 1 May; on 30 May
-    (n = 29) H = max(2000, 3 x 10 x 29) = 2000 for both zones."""
-    s = Scenario.of(meter(GAMA, TWO_ZONE, 6, {DAY: 11_700, NIGHT: 6_350}, "2023-04-01"))
-    assert [r.reason for r in s.send("2023-04-30 12:00", day=12_000, night=6_500)] == [None, None]
-    s.close("2023-04")
-    return s
-
 
 R = RegisterReading
 BELOW, HIGH, SWAPPED = Reason.BELOW_PREVIOUS, Reason.IMPLAUSIBLY_HIGH, Reason.ZONES_SWAPPED

@@ -37,7 +37,7 @@ from streams.domain.model import Meter, MeterInstalled, ReadingOutcome, Submissi
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.domain.zones import SINGLE_ZONE, TWO_ZONE, Zone
 from streams.pipeline.state import decode_state, encode_state
-from tests.unit.test_ledger import ACCOUNT, RULES, Scenario, local
+from tests.builders import ACCOUNT, RULES, Scenario, local
 
 SETTINGS = settings(
     max_examples=200,

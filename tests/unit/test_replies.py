@@ -16,26 +16,26 @@ from streams.domain.calendar import Period
 from streams.domain.model import MeterInstalled, MeterRemoved, Rules, Submission
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.pipeline.worker import reply_datum
-from streams.sdk.producer import _REGISTRY_TYPES, READING_SUBMITTED
-from streams.tools.sample import sample_month
+from streams.sdk.producer import (
+    encode_registry,
+    encode_submission,
+)
+from tests.builders import simulated_month
 
 NOW = datetime(2023, 7, 1, 9, 30, tzinfo=UTC)
 
 
 def _replies() -> list[dict[str, object]]:
     codec = default_codec()
-    month = sample_month(300, Period(2023, 5), seed=3)
+    month = simulated_month(300, Period(2023, 5), seed=3)
     states: dict[str, AccountState | None] = {}
     for event in month.registry:
-        name = _REGISTRY_TYPES[event["type"]]
-        body = {k: v for k, v in event.items() if k != "type"}
-        inbound = decode_inbound(codec.encode(name, codec.from_json(name, body)), codec)
+        inbound = decode_inbound(encode_registry(event, codec)[1], codec)
         assert isinstance(inbound, MeterInstalled | MeterRemoved)
         states[inbound.account_id] = apply_registry_event(states.get(inbound.account_id), inbound)
     records = []
     for submission in [*month.submissions, *month.submissions[:50]]:  # and some duplicates
-        datum = codec.from_json(READING_SUBMITTED, submission)
-        inbound = decode_inbound(codec.encode(READING_SUBMITTED, datum), codec)
+        inbound = decode_inbound(encode_submission(submission, codec)[2], codec)
         assert isinstance(inbound, Submission)
         state = states.get(inbound.account_id)
         new_state, outcome, duplicate = apply_submission(state, inbound, now=NOW, rules=Rules())

@@ -22,8 +22,6 @@ from typer.testing import CliRunner
 
 from streams.adapters.avro import default_codec
 from streams.adapters.decode import (
-    METER_INSTALLED,
-    METER_REMOVED,
     decode_inbound,
     submission_from_datum,
 )
@@ -42,7 +40,7 @@ from streams.domain.model import Reason, Rules, Submission, SubmissionOutcome
 from streams.domain.validation import apply_registry_event, apply_submission, malformation
 from streams.domain.zones import Zone, zone_for_register
 from streams.errors import DecodeError
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import encode_registry, encode_submission
 from streams.tools.simulate import (
     MALFORMED_KINDS,
     UNKNOWN_ACCOUNT,
@@ -52,6 +50,7 @@ from streams.tools.simulate import (
     simulate,
     write_simulation,
 )
+from tests.builders import utc
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 START = Period(2023, 1)
@@ -121,10 +120,6 @@ def small(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     return read_back(out)
 
 
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 # --- determinism -------------------------------------------------------------------------------
 
 
@@ -149,16 +144,12 @@ def test_another_seed_gives_other_traffic(tmp_path: Path) -> None:
 
 
 def test_every_registry_and_submission_line_passes_the_sdk(traffic: Traffic) -> None:
-    codec = default_codec()
-    names = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}
     for event in traffic.registry:  # as PokazyProducer.publish_registry encodes them
-        name = names[event["type"]]
-        payload = codec.encode(name, codec.from_json(name, event))
+        account_id, payload = encode_registry(event)
+        assert account_id == event["account_id"]
         decode_inbound(payload)  # and the worker reads them back as domain events
-    sdk = PokazyProducer.__new__(PokazyProducer)  # the encoding half of the SDK, no broker
-    sdk.codec = codec
-    for submission in traffic.submissions:
-        event_id, account_id, payload = sdk.encode_submission(submission)
+    for submission in traffic.submissions:  # as PokazyProducer.submit does
+        event_id, account_id, payload = encode_submission(submission)
         assert (event_id, account_id) == (submission["event_id"], submission["account_id"])
         assert isinstance(decode_inbound(payload), Submission)
 
@@ -475,12 +466,9 @@ class Replay:
 def replay(traffic: Traffic) -> Replay:
     """Registry first, then each submission; a period is closed once its window has passed."""
     codec = default_codec()
-    names = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}
     states: dict[str, Any] = {}
     for event in traffic.registry:  # master data first, as `pokazy registry load` does
-        domain = decode_inbound(
-            codec.encode(names[event["type"]], codec.from_json(names[event["type"]], event))
-        )
+        domain = decode_inbound(encode_registry(event, codec)[1])
         assert not isinstance(domain, Submission)
         states[event["account_id"]] = apply_registry_event(states.get(event["account_id"]), domain)  # type: ignore[arg-type]
     rules = Rules()

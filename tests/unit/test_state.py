@@ -25,14 +25,13 @@ from streams.domain.model import (
     Reason,
     RegisterReading,
     Rules,
-    Submission,
     SubmissionOutcome,
 )
 from streams.domain.validation import apply_registry_event, apply_submission
 from streams.domain.zones import SINGLE_ZONE, THREE_ZONE, TWO_ZONE, ZONE_SETS, Zone
 from streams.pipeline.state import COMPRESS_ABOVE, V2, V3, decode_state, encode_state
+from tests.builders import ACCOUNT, submission
 
-ACCOUNT = "0123456789"
 NOW = datetime(2023, 7, 13, tzinfo=UTC)
 
 SINGLE = Meter("NIK-2303", SINGLE_ZONE, 5, {Zone.TOTAL: 4200}, date(2023, 7, 12))
@@ -51,10 +50,6 @@ TWO_REMOVED = Meter(
 )
 
 
-def submission(event_id: str, at: datetime, *readings: RegisterReading) -> Submission:
-    return Submission(event_id, ACCOUNT, None, "viber", "u-77", at, readings)
-
-
 def lived_state() -> AccountState:
     """An exchanged meter, closed periods, open readings and remembered outcomes, built by the
     domain itself."""
@@ -69,27 +64,29 @@ def lived_state() -> AccountState:
     for s in (
         # accepted, in-window on the old meter
         submission(
-            "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
-            datetime(2023, 6, 30, 8, tzinfo=UTC),
             RegisterReading(None, "1.8.2", 15000, "день 15000"),
             RegisterReading(Zone.NIGHT, None, 7900),
+            at=datetime(2023, 6, 30, 8, tzinfo=UTC),
+            event_id="1b4e28ba-2fa1-11d2-883f-0016d3cca427",
         ),
         # accepted, off-window on the old meter (kept for July, then billed `final`)
         submission(
-            "1b4e28ba-2fa1-11d2-883f-0016d3cca426",
-            datetime(2023, 7, 6, 8, 30, 15, 125000, tzinfo=UTC),
             RegisterReading(Zone.DAY, None, 15100),
+            at=datetime(2023, 7, 6, 8, 30, 15, 125000, tzinfo=UTC),
+            event_id="1b4e28ba-2fa1-11d2-883f-0016d3cca426",
         ),
         # partially accepted, off-window on the new meter
         submission(
-            "1b4e28ba-2fa1-11d2-883f-0016d3cca428",
-            datetime(2023, 7, 12, 22, tzinfo=UTC),
             RegisterReading(Zone.TOTAL, None, 4300),
             RegisterReading(None, "1.8.9", -1),
+            at=datetime(2023, 7, 12, 22, tzinfo=UTC),
+            event_id="1b4e28ba-2fa1-11d2-883f-0016d3cca428",
         ),
         # whole-submission rejection
         submission(
-            "not-a-uuid", datetime(2023, 7, 12, 22, tzinfo=UTC), RegisterReading(None, None, 1)
+            RegisterReading(None, None, 1),
+            at=datetime(2023, 7, 12, 22, tzinfo=UTC),
+            event_id="not-a-uuid",
         ),
     ):
         state, _, _ = apply_submission(state, s, now=NOW, rules=Rules())

@@ -8,11 +8,9 @@ test_closing.py cover the baseline rules and period close themselves.
 
 from __future__ import annotations
 
-import itertools
-import uuid
+import functools
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -39,55 +37,28 @@ from streams.domain.validation import (
     registry_problem,
     written_by,
 )
-from streams.domain.zones import SINGLE_ZONE, THREE_ZONE, TWO_ZONE, Zone
+from streams.domain.zones import TWO_ZONE, Zone
 from streams.errors import DecodeError
+from tests import builders
+from tests.builders import (
+    ACCOUNT,
+    DAY,
+    GAMA,
+    HALF_PEAK,
+    NIGHT,
+    PEAK,
+    RULES,
+    TOTAL,
+    account,
+    new_event_id,
+    reading,
+    single_zone,
+    three_zone,
+    two_zone,
+)
 
-ACCOUNT = "0123456789"
-GAMA = "GAMA-100200"
 NOW = datetime(2023, 5, 30, 12, 0, tzinfo=UTC)
 AT = datetime(2023, 5, 30, 9, 15, tzinfo=UTC)  # 12:15 local, in the May 2023 window
-RULES = Rules()
-
-DAY, NIGHT, TOTAL = Zone.DAY, Zone.NIGHT, Zone.TOTAL
-PEAK, HALF_PEAK = Zone.PEAK, Zone.HALF_PEAK
-
-_event_ids = itertools.count(1)
-
-
-def new_event_id() -> str:
-    return str(uuid.UUID(int=next(_event_ids)))
-
-
-def two_zone(
-    meter_id: str = GAMA,
-    installed_on: date = date(2021, 3, 15),
-    initial: dict[Zone, int] | None = None,
-) -> Meter:
-    return Meter(meter_id, TWO_ZONE, 6, initial or {DAY: 12000, NIGHT: 6500}, installed_on)
-
-
-def single_zone(
-    meter_id: str = "NIK-2303", installed_on: date = date(2021, 3, 15), initial: int = 4200
-) -> Meter:
-    return Meter(meter_id, SINGLE_ZONE, 5, {TOTAL: initial}, installed_on)
-
-
-def three_zone(
-    meter_id: str = "TRI-7",
-    installed_on: date = date(2021, 3, 15),
-    initial: dict[Zone, int] | None = None,
-) -> Meter:
-    return Meter(
-        meter_id, THREE_ZONE, 7, initial or {PEAK: 1, HALF_PEAK: 2, NIGHT: 3}, installed_on
-    )
-
-
-def account(*meters: Meter) -> AccountState:
-    state: AccountState | None = None
-    for meter in meters:
-        state = apply_registry_event(state, MeterInstalled(ACCOUNT, meter))
-    assert state is not None
-    return state
 
 
 def removed(state: AccountState, meter_id: str, on: date) -> AccountState:
@@ -96,27 +67,8 @@ def removed(state: AccountState, meter_id: str, on: date) -> AccountState:
     return apply_registry_event(state, MeterRemoved(ACCOUNT, meter_id, final, on))
 
 
-def r(value: Any, zone: Zone | None = None, register: str | None = None) -> RegisterReading:
-    return RegisterReading(zone=zone, register=register, value=value)
-
-
-def sub(
-    *readings: RegisterReading,
-    at: datetime = AT,
-    meter_id: str | None = None,
-    event_id: str | None = None,
-    account_id: str = ACCOUNT,
-    sender_id: str = "u-77",
-) -> Submission:
-    return Submission(
-        event_id=event_id or new_event_id(),
-        account_id=account_id,
-        meter_id=meter_id,
-        channel="viber",
-        sender_id=sender_id,
-        submitted_at=at,
-        readings=readings,
-    )
+r = reading
+sub = functools.partial(builders.submission, at=AT)
 
 
 def judge(
