@@ -1,10 +1,14 @@
-"""One settings object, read once from the environment (`POKAZY_*`), validated, secrets masked."""
+"""Settings read once from the environment (`POKAZY_*`), validated, secrets masked.
+
+Three layers, each what its user needs: `KafkaSettings` (a bot's SDK), `BillingSettings` (+ the
+control key, billing's SDK) and `Settings` (the worker and the tools: everything).
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import unquote_plus
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -27,12 +31,15 @@ _SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
 DEFAULT_MAX_MESSAGE_BYTES = 16_384
 
 
-class Settings(BaseSettings):
-    """Everything configurable, with safe local defaults."""
+class KafkaSettings(BaseSettings):
+    """What any Kafka client of pokazy needs: the brokers, the login, the topics' prefix.
+
+    All a bot's SDK reads (`POKAZY_KAFKA_*`, `POKAZY_TOPIC_PREFIX`); billing's adds the control
+    key (`BillingSettings`), the worker everything else (`Settings`).
+    """
 
     model_config = SettingsConfigDict(env_prefix="POKAZY_", frozen=True, extra="ignore")
 
-    environment: Literal["development", "production"] = "development"
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -41,8 +48,94 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
-
     topic_prefix: str = "pokazy."
+
+    @field_validator(
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `POKAZY_KAFKA_SSL_CAFILE=` means "none" (the system's CAs), not the current directory.
+        return None if value == "" else value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        if not _TOPIC_PREFIX_RE.match(value):
+            raise ValueError("use only letters, digits, '.', '_' and '-'")
+        return value
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Read the environment, reporting every invalid variable at once as a `ConfigError`."""
+        try:
+            settings = cls()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"POKAZY_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigError(f"invalid settings: {problems}") from exc
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse what no client could work with (`from_env` calls it)."""
+        self.check_kafka_security()
+
+    def check_kafka_security(self) -> None:
+        """Refuse a SASL protocol without its credentials.
+
+        TLS files are read when a client needs them (`streams.adapters.kafka_security.ssl_context`):
+        `stack up --tls` is what makes the local CA file in the first place.
+        """
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ConfigError(
+                f"POKAZY_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "POKAZY_KAFKA_SASL_USERNAME and POKAZY_KAFKA_SASL_PASSWORD"
+            )
+
+    def topic(self, name: str) -> str:
+        """The full name of one of pokazy's topics (readings, registry, replies)."""
+        return f"{self.topic_prefix}{name}"
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """Security options in kafka-python / aiokafka spelling (both use the same names)."""
+        options: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism or "SCRAM-SHA-256"
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_security_protocol.endswith("SSL"):
+            options["ssl_cafile"] = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+            options["ssl_certfile"] = (
+                str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None
+            )
+            options["ssl_keyfile"] = str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None
+        return options
+
+
+class BillingSettings(KafkaSettings):
+    """Billing's publisher: Kafka, and the key that signs its close requests and replays."""
+
+    # Billing signs period-close requests with it; workers obey only signed ones.
+    control_key: SecretStr = SecretStr(DEVELOPMENT_CONTROL_KEY)
+
+
+class Settings(BillingSettings):
+    """Everything configurable, with safe local defaults."""
+
+    environment: Literal["development", "production"] = "development"
     partitions: int = Field(default=4, ge=1, le=1024)
     topic_replication: int = Field(default=1, ge=1, le=7)
     data_dir: Path = Path(".pokazy")
@@ -51,8 +144,6 @@ class Settings(BaseSettings):
     clickhouse_database: str = "pokazy"
 
     sender_hash_key: SecretStr = SecretStr(DEVELOPMENT_SENDER_HASH_KEY)
-    # Billing signs period-close requests with it; workers obey only signed ones.
-    control_key: SecretStr = SecretStr(DEVELOPMENT_CONTROL_KEY)
 
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_bind: str = "127.0.0.1"
@@ -83,27 +174,6 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024, le=1_048_576)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator(
-        "kafka_sasl_mechanism",
-        "kafka_sasl_username",
-        "kafka_sasl_password",
-        "kafka_ssl_cafile",
-        "kafka_ssl_certfile",
-        "kafka_ssl_keyfile",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # `POKAZY_KAFKA_SSL_CAFILE=` means "none" (the system's CAs), not the current directory.
-        return None if value == "" else value
-
-    @field_validator("topic_prefix")
-    @classmethod
-    def _topic_prefix(cls, value: str) -> str:
-        if not _TOPIC_PREFIX_RE.match(value):
-            raise ValueError("use only letters, digits, '.', '_' and '-'")
-        return value
-
     @field_validator("clickhouse_database")
     @classmethod
     def _database(cls, value: str) -> str:
@@ -111,34 +181,9 @@ class Settings(BaseSettings):
             raise ValueError("a ClickHouse database name is letters, digits and '_'")
         return value
 
-    @classmethod
-    def from_env(cls) -> Settings:
-        """Read the environment, reporting every invalid variable at once as a `ConfigError`."""
-        try:
-            settings = cls()
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"POKAZY_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-                for e in exc.errors()
-            )
-            raise ConfigError(f"invalid settings: {problems}") from exc
-        settings.check_kafka_security()
-        settings.check_production()
-        return settings
-
-    def check_kafka_security(self) -> None:
-        """Refuse a SASL protocol without its credentials.
-
-        TLS files are read when a client needs them (`streams.adapters.kafka_security.ssl_context`):
-        `stack up --tls` is what makes the local CA file in the first place.
-        """
-        if self.kafka_security_protocol.startswith("SASL") and not (
-            self.kafka_sasl_username and self.kafka_sasl_password
-        ):
-            raise ConfigError(
-                f"POKAZY_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
-                "POKAZY_KAFKA_SASL_USERNAME and POKAZY_KAFKA_SASL_PASSWORD"
-            )
+    def check(self) -> None:
+        super().check()
+        self.check_production()
 
     def check_production(self) -> None:
         """Refuse the development defaults where they would leak or mislead in production."""
@@ -163,10 +208,6 @@ class Settings(BaseSettings):
         if problems:
             raise ConfigError("in production, " + "; ".join(problems))
 
-    def topic(self, name: str) -> str:
-        """The full name of one of pokazy's topics (readings, registry, replies)."""
-        return f"{self.topic_prefix}{name}"
-
     @property
     def app_id(self) -> str:
         """The faust app id, which is also the consumer group."""
@@ -187,23 +228,6 @@ class Settings(BaseSettings):
     @property
     def embedded_clickhouse(self) -> bool:
         return self.clickhouse_dsn.startswith("chdb://")
-
-    def kafka_client_options(self) -> dict[str, object]:
-        """Security options in kafka-python / aiokafka spelling (both use the same names)."""
-        options: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
-        if self.kafka_security_protocol.startswith("SASL"):
-            options["sasl_mechanism"] = self.kafka_sasl_mechanism or "SCRAM-SHA-256"
-            options["sasl_plain_username"] = self.kafka_sasl_username
-            options["sasl_plain_password"] = (
-                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
-            )
-        if self.kafka_security_protocol.endswith("SSL"):
-            options["ssl_cafile"] = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
-            options["ssl_certfile"] = (
-                str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None
-            )
-            options["ssl_keyfile"] = str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None
-        return options
 
 
 def mask_url(url: str) -> str:

@@ -26,7 +26,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from kafka.errors import KafkaError
 
 from streams.errors import BrokerUnavailable, ConfigError
-from streams.settings import Settings
+from streams.settings import KafkaSettings
 
 Client = TypeVar("Client")
 
@@ -34,7 +34,7 @@ Client = TypeVar("Client")
 LOGIN_CHECK_TIMEOUT = 10.0
 
 
-def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
     """The TLS context for SSL and SASL_SSL: the configured CA (else the system's), client cert.
 
     Hostnames are checked, so a broker's certificate must name the address clients dial.
@@ -64,7 +64,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def aiokafka_options(settings: Settings) -> dict[str, Any]:
+def aiokafka_options(settings: KafkaSettings) -> dict[str, Any]:
     """Security options in aiokafka's spelling: TLS files become an SSL context."""
     options: dict[str, Any] = {
         key: value
@@ -75,7 +75,7 @@ def aiokafka_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def faust_credentials(settings: Settings) -> Any:
+def faust_credentials(settings: KafkaSettings) -> Any:
     """faust's credentials object for the configured security protocol (None for plaintext)."""
     import faust
 
@@ -94,7 +94,7 @@ def faust_credentials(settings: Settings) -> Any:
 
 
 def kafka_python_client(
-    factory: Callable[..., Client], settings: Settings, **options: Any
+    factory: Callable[..., Client], settings: KafkaSettings, **options: Any
 ) -> Client:
     """A kafka-python producer, consumer or admin client with the configured security.
 
@@ -112,7 +112,7 @@ def kafka_python_client(
         raise BrokerUnavailable(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
 
 
-def check_login(settings: Settings, timeout: float = LOGIN_CHECK_TIMEOUT) -> None:
+def check_login(settings: KafkaSettings, timeout: float = LOGIN_CHECK_TIMEOUT) -> None:
     """Raise `ConfigError` if a broker definitely refuses these settings; else return.
 
     The bootstrap brokers are tried in turn until one answers. Runs on a thread of its own, so
@@ -122,7 +122,7 @@ def check_login(settings: Settings, timeout: float = LOGIN_CHECK_TIMEOUT) -> Non
         pool.submit(asyncio.run, _check_brokers(settings, timeout)).result()
 
 
-async def _check_brokers(settings: Settings, timeout: float) -> None:
+async def _check_brokers(settings: KafkaSettings, timeout: float) -> None:
     for address in settings.kafka_bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
         try:
@@ -133,7 +133,7 @@ async def _check_brokers(settings: Settings, timeout: float) -> None:
             continue
 
 
-async def _check_broker(settings: Settings, host: str, port: int) -> bool:
+async def _check_broker(settings: KafkaSettings, host: str, port: int) -> bool:
     """True if the broker accepted the login and served metadata; False if it did not answer."""
     where = f"Kafka at {host}:{port}"
     protocol = settings.kafka_security_protocol

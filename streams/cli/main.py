@@ -23,7 +23,7 @@ from streams.cli.simulate import simulate_command
 from streams.domain.calendar import Period, is_closable, kyiv_date, submission_window
 from streams.domain.model import Reason
 from streams.errors import PokazyError
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import BillingProducer
 from streams.settings import Settings
 from streams.tools.query import run_query
 from streams.tools.replay import Replayed, replay_targets
@@ -119,7 +119,7 @@ def _publish(path: Path, kind: str) -> None:
     ensure_topics(settings)
     total = sum(1 for line in path.open("rb") if line.strip())
     sent = 0
-    with PokazyProducer(settings) as producer, Progress(console=err, transient=True) as bar:
+    with BillingProducer(settings) as producer, Progress(console=err, transient=True) as bar:
         task = bar.add_task(f"publishing {path.name}", total=total)
         for number, obj in _json_lines(path):
             try:
@@ -166,7 +166,7 @@ def close_period_command(
         )
     settings = _settings()
     ensure_topics(settings)
-    with PokazyProducer(settings) as producer:
+    with BillingProducer(settings) as producer:
         partitions = producer.request_period_close(target, requested_by)
     console.print(f"close of {target} requested on {partitions} partitions")
 
@@ -220,7 +220,7 @@ def rejections_replay(
         messages += found
         if skipped:
             err.print(f"{skipped} INTERNAL_ERROR messages are not submissions or master data")
-    with PokazyProducer(settings) as producer:
+    with BillingProducer(settings) as producer:
         for message in messages:
             producer.republish(message.key.decode(), message.payload, topic=message.topic)
     console.print(f"re-published {len(messages)} rejected messages")

@@ -1,11 +1,18 @@
 """The producer SDK for bot front ends and billing: validate, encode, publish (kafka-python).
 
-    with PokazyProducer(Settings.from_env()) as producer:
+A bot needs Kafka's address, login and the topics' prefix (`KafkaSettings`, from
+`POKAZY_KAFKA_*` and `POKAZY_TOPIC_PREFIX`), and nothing of the worker:
+
+    with PokazyProducer(KafkaSettings.from_env()) as producer:
         event_id = producer.submit({"account_id": "0123456789", "channel": "viber", ...})
 
-Every submission is validated against the schema and the structural rules before it is sent
+Billing publishes master data and signed close requests and replays with `BillingProducer`,
+which also needs the control key (`BillingSettings`, `POKAZY_CONTROL_KEY`); bots do not have it.
+
+Every event is validated against the schema and the structural rules before it is sent
 (`InvalidEvent` names the field), keyed by account, and sent with `acks=all` and idempotence:
 `submit` returns once the broker has it, or raises; nothing is dropped in silence.
+`encode_submission` and `encode_registry` are the validation and encoding alone, no broker.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -34,7 +41,7 @@ from streams.domain.calendar import Period
 from streams.domain.model import Rules
 from streams.domain.validation import malformation
 from streams.errors import BrokerUnavailable, InvalidEvent
-from streams.settings import Settings
+from streams.settings import BillingSettings, KafkaSettings
 
 _REGISTRY_TYPES = {"MeterInstalled": METER_INSTALLED, "MeterRemoved": METER_REMOVED}
 
@@ -69,11 +76,11 @@ def encode_registry(event: Mapping[str, Any], codec: AvroCodec | None = None) ->
 
 
 class PokazyProducer:
-    """Publishes submissions (bots) and registry events and period closes (billing)."""
+    """Publishes a bot's submissions."""
 
     def __init__(
         self,
-        settings: Settings,
+        settings: KafkaSettings,
         *,
         codec: AvroCodec | None = None,
         send_timeout: float = 30.0,
@@ -95,7 +102,7 @@ class PokazyProducer:
             **producer_options,
         )
 
-    def __enter__(self) -> PokazyProducer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -115,6 +122,67 @@ class PokazyProducer:
         event_id, account_id, payload = self.encode_submission(submission)
         self._send(self.settings.topic("readings"), account_id, payload, wait=wait)
         return event_id
+
+    def _send(
+        self,
+        topic: str,
+        account_id: str,
+        payload: bytes,
+        *,
+        wait: bool,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        try:
+            future = self._producer.send(
+                topic, key=account_id.encode(), value=payload, headers=headers
+            )
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"cannot send to {topic}: {exc}") from exc
+        if wait:
+            self._result(future)
+        else:
+            self._track(future)
+
+    def _track(self, future: Any) -> None:
+        self._in_flight.append(future)
+        if len(self._in_flight) >= 10_000:
+            self.flush()
+
+    def _result(self, future: Any) -> None:
+        try:
+            future.get(timeout=self.send_timeout)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"Kafka did not acknowledge a send: {exc}") from exc
+
+    def flush(self) -> None:
+        """Wait for every queued send; raises `BrokerUnavailable` if any failed."""
+        self._producer.flush(timeout=self.send_timeout)
+        in_flight, self._in_flight = self._in_flight, []
+        for future in in_flight:
+            self._result(future)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._producer.close(timeout=self.send_timeout)
+
+
+class BillingProducer(PokazyProducer):
+    """Publishes billing's master data, period closes and replays, signed with the control key
+    (and submissions, as a bot's producer does)."""
+
+    settings: BillingSettings
+
+    def __init__(
+        self,
+        settings: BillingSettings,
+        *,
+        codec: AvroCodec | None = None,
+        send_timeout: float = 30.0,
+        **producer_options: Any,
+    ) -> None:
+        super().__init__(settings, codec=codec, send_timeout=send_timeout, **producer_options)
 
     def publish_registry(self, event: Mapping[str, Any], *, wait: bool = True) -> None:
         """Publish a MeterInstalled or MeterRemoved event (its JSON form with `type`)."""
@@ -165,47 +233,3 @@ class PokazyProducer:
             wait=False,
             headers=[(REPLAY_HEADER, signature)],
         )
-
-    def _send(
-        self,
-        topic: str,
-        account_id: str,
-        payload: bytes,
-        *,
-        wait: bool,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        try:
-            future = self._producer.send(
-                topic, key=account_id.encode(), value=payload, headers=headers
-            )
-        except KafkaError as exc:
-            raise BrokerUnavailable(f"cannot send to {topic}: {exc}") from exc
-        if wait:
-            self._result(future)
-        else:
-            self._track(future)
-
-    def _track(self, future: Any) -> None:
-        self._in_flight.append(future)
-        if len(self._in_flight) >= 10_000:
-            self.flush()
-
-    def _result(self, future: Any) -> None:
-        try:
-            future.get(timeout=self.send_timeout)
-        except KafkaError as exc:
-            raise BrokerUnavailable(f"Kafka did not acknowledge a send: {exc}") from exc
-
-    def flush(self) -> None:
-        """Wait for every queued send; raises `BrokerUnavailable` if any failed."""
-        self._producer.flush(timeout=self.send_timeout)
-        in_flight, self._in_flight = self._in_flight, []
-        for future in in_flight:
-            self._result(future)
-
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._producer.close(timeout=self.send_timeout)

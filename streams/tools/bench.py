@@ -101,7 +101,7 @@ from streams.domain.calendar import Period
 from streams.errors import DecodeError, PokazyError
 from streams.pipeline.outbox import Outbox, account_partition
 from streams.pipeline.sink import ClickHouseSink, Row, sender_hash
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import BillingProducer
 from streams.settings import Settings
 from streams.tools.core_cost import CoreFigures, core_rows, measure_core
 from streams.tools.processes import (
@@ -557,7 +557,7 @@ def _run_phases(
     ]
     run.say(f"SDK publish rate: {len(submissions)} submissions to a scratch topic")
     publish = _publish_rates(settings, traffic.registry, submissions)
-    with PokazyProducer(settings) as producer:
+    with BillingProducer(settings) as producer:
         run.say(f"loading {len(traffic.registry)} meters into {options.workers} worker(s)")
         run.start_workers(options.workers)
         for event in traffic.registry:
@@ -625,7 +625,7 @@ def _publish_rates(
     """The SDK's rate on scratch topics of the run (no consumer), registry and submissions."""
     scratch = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}sdk."})
     ensure_topics(scratch)
-    with PokazyProducer(scratch) as producer:
+    with BillingProducer(scratch) as producer:
         started = time.perf_counter()
         for event in registry:
             producer.publish_registry(event, wait=False)
@@ -647,7 +647,7 @@ def _publish_rates(
 
 
 def _throughput(
-    run: BenchRun, producer: PokazyProducer, submissions: Sequence[dict[str, Any]]
+    run: BenchRun, producer: BillingProducer, submissions: Sequence[dict[str, Any]]
 ) -> ThroughputFigures:
     options, db = run.options, run.database
     workers = run.workers[: options.workers]
@@ -883,7 +883,7 @@ class ReplyListener:
                     self.received.setdefault(event_id, received)
 
 
-def _latency(run: BenchRun, producer: PokazyProducer, traffic: Traffic) -> LatencyFigures:
+def _latency(run: BenchRun, producer: BillingProducer, traffic: Traffic) -> LatencyFigures:
     options = run.options
     workers = run.workers[: options.workers]
     sent_submissions = sent_readings = 0
@@ -1005,7 +1005,7 @@ def _state(settings: Settings, submissions: int, accounts: int) -> StateFigures:
 
 
 def _recovery(
-    run: BenchRun, producer: PokazyProducer, traffic: Traffic, changelog_messages: int
+    run: BenchRun, producer: BillingProducer, traffic: Traffic, changelog_messages: int
 ) -> tuple[list[RecoveryFigures], float]:
     """Stop every worker, start one, time it; then SIGKILL it and time the next start."""
     for worker in run.workers:
@@ -1020,7 +1020,7 @@ def _recovery(
 def _restart(
     run: BenchRun,
     worker: WorkerProcess,
-    producer: PokazyProducer,
+    producer: BillingProducer,
     traffic: Traffic,
     stop: str,
     changelog_messages: int,
@@ -1088,7 +1088,7 @@ def _registry_and_close(run: BenchRun, traffic: Traffic) -> tuple[RegistryFigure
     )
     ensure_topics(fresh.settings)
     try:
-        with PokazyProducer(fresh.settings) as producer:
+        with BillingProducer(fresh.settings) as producer:
             run.say(f"phase 6: {count} registry events, published, then applied")
             started = time.time()
             for event in _new_meters(traffic, count):
@@ -1155,7 +1155,7 @@ def _registry(run: BenchRun, count: int, publish_seconds: float) -> RegistryFigu
 
 def _close(
     run: BenchRun,
-    producer: PokazyProducer,
+    producer: BillingProducer,
     workers: Sequence[WorkerProcess],
     period: Period,
     accounts: int,

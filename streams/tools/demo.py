@@ -15,7 +15,7 @@ from rich.progress import Progress
 
 from streams.adapters.topics import ensure_topics, publish_raw, wait_until_idle
 from streams.domain.calendar import Period
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import BillingProducer, PokazyProducer
 from streams.settings import Settings
 from streams.tools.processes import WorkerProcess
 from streams.tools.query import run_query
@@ -50,9 +50,9 @@ def run_demo(settings: Settings, *, accounts: int, months: int, console: Console
         worker.run()
         console.print(f"worker running (pid {worker.pid}, log {worker.log_path})")
         started = time.monotonic()
-        with PokazyProducer(settings) as producer:
+        with BillingProducer(settings) as billing:
             for event in sim.registry_events():
-                producer.publish_registry(event, wait=False)
+                billing.publish_registry(event, wait=False)
         # Master data first: a reading judged before its meter is known is UNKNOWN_ACCOUNT.
         wait_until_idle(settings, timeout=600)
         batches, late = sim.by_close()
@@ -61,8 +61,8 @@ def run_demo(settings: Settings, *, accounts: int, months: int, console: Console
                 for submission in due:
                     producer.submit(submission, wait=False)
             wait_until_idle(settings, timeout=600)
-            with PokazyProducer(settings) as producer:
-                producer.request_period_close(period, "demo")
+            with BillingProducer(settings) as billing:
+                billing.request_period_close(period, "demo")
             wait_until_idle(settings, timeout=600)
             console.print(f"{period}: {len(due)} submissions processed, period closed")
         with PokazyProducer(settings) as producer:

@@ -230,7 +230,7 @@ class Simulation:
     manifest: dict[str, Any]
 
     def registry_events(self) -> list[dict[str, Any]]:
-        """The registry as billing publishes it (`PokazyProducer.publish_registry`)."""
+        """The registry as billing publishes it (`BillingProducer.publish_registry`)."""
         return [orjson.loads(line) for line in self.registry]
 
     def submission_events(self) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from streams.domain.calendar import Period, kyiv_date
 from streams.domain.model import Rules, Submission
 from streams.domain.validation import apply_submission
 from streams.errors import DecodeError
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import BillingProducer
 from streams.settings import DEVELOPMENT_SENDER_HASH_KEY
 from streams.tools.query import run_query
 from streams.tools.report import build_report, write_chart
@@ -165,24 +165,24 @@ def run(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     expected.registry(registry)
     pipeline.worker()
     try:
-        with PokazyProducer(pipeline.settings) as producer:
+        with BillingProducer(pipeline.settings) as producer:
             for event in registry:
                 producer.publish_registry(event, wait=False)
         pipeline.wait_idle()
         batches, after_last_window = sim.by_close()
         for period, submissions in batches:
             expected.submit(submissions)
-            with PokazyProducer(pipeline.settings) as producer:
+            with BillingProducer(pipeline.settings) as producer:
                 for submission in submissions:
                     producer.submit(submission, wait=False)
             pipeline.wait_idle()
             expected.close(period)
-            with PokazyProducer(pipeline.settings) as producer:
+            with BillingProducer(pipeline.settings) as producer:
                 producer.request_period_close(period, "test")
             pipeline.wait_idle()
         # The late readings of the last period: off-window readings of a period still open.
         expected.submit(after_last_window)
-        with PokazyProducer(pipeline.settings) as producer:
+        with BillingProducer(pipeline.settings) as producer:
             for submission in after_last_window:
                 producer.submit(submission, wait=False)
         _publish_malformed(pipeline, sim, expected)
@@ -191,7 +191,7 @@ def run(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         # a duplicate whose rows are written again, and the views must not show them twice.
         replayed = batches[-1][1]
         expected.submit(replayed)
-        with PokazyProducer(pipeline.settings) as producer:
+        with BillingProducer(pipeline.settings) as producer:
             for submission in replayed:
                 producer.submit(submission, wait=False)
         pipeline.wait_idle()

@@ -6,7 +6,7 @@ import random
 import time
 
 from streams.domain.calendar import kyiv_date, latest_closable_period
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import BillingProducer
 from streams.tools.processes import WorkerProcess
 from streams.tools.simulate import simulate
 from tests.integration.conftest import Pipeline
@@ -26,14 +26,14 @@ def _run_year(pipeline: Pipeline, worker: WorkerProcess, kills: set[int]) -> Ref
     registry = year.registry_events()
     expected = ReferenceRun()
     expected.registry(registry)
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         for event in registry:
             producer.publish_registry(event, wait=False)
     pipeline.wait_idle()
     for index, (period, submissions) in enumerate(year.by_close()[0]):
         expected.submit(submissions)
         expected.close(period)
-        with PokazyProducer(pipeline.settings) as producer:
+        with BillingProducer(pipeline.settings) as producer:
             for submission in submissions:
                 producer.submit(submission, wait=False)
             if index in kills:
@@ -44,7 +44,7 @@ def _run_year(pipeline: Pipeline, worker: WorkerProcess, kills: set[int]) -> Ref
                 worker.run()
                 continue
         pipeline.wait_idle()
-        with PokazyProducer(pipeline.settings) as producer:
+        with BillingProducer(pipeline.settings) as producer:
             producer.request_period_close(period, "test")
         pipeline.wait_idle()
     pipeline.wait_idle()
@@ -99,11 +99,11 @@ def test_automatic_close_bills_every_period_whose_window_has_ended(pipeline: Pip
 
 
 def _publish_in_order(pipeline: Pipeline, registry: list[dict], submissions: list[dict]) -> None:
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         for event in registry:
             producer.publish_registry(event, wait=False)
     pipeline.wait_idle()
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         for submission in submissions:
             producer.submit(submission, wait=False)
     pipeline.wait_idle()

@@ -22,7 +22,7 @@ import pytest
 from streams.adapters.topics import wait_until_assigned
 from streams.domain.calendar import Period
 from streams.errors import PokazyError
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import BillingProducer
 from streams.settings import Settings
 from streams.tools.processes import WorkerProcess, free_port
 from streams.tools.query import run_query
@@ -51,7 +51,7 @@ def _month(accounts: int, seed: int) -> tuple[Any, ReferenceRun]:
 
 
 def _publish(pipeline: Pipeline, events: list[dict[str, Any]], kind: str) -> None:
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         for event in events:
             if kind == "registry":
                 producer.publish_registry(event, wait=False)
@@ -60,7 +60,7 @@ def _publish(pipeline: Pipeline, events: list[dict[str, Any]], kind: str) -> Non
 
 
 def _close(pipeline: Pipeline) -> None:
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         producer.request_period_close(PERIOD, "test")
 
 

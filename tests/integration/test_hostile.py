@@ -32,7 +32,7 @@ from streams.adapters.decode import (
 from streams.domain.calendar import Period
 from streams.domain.model import Reason
 from streams.pipeline.sink import OVERSIZED_PAYLOAD_KEPT
-from streams.sdk.producer import PokazyProducer, encode_registry
+from streams.sdk.producer import BillingProducer, encode_registry
 from tests.builders import installed_json, removed_json
 from tests.builders import submission_json as submission
 from tests.integration.conftest import ROOT, Pipeline
@@ -214,14 +214,14 @@ def test_hostile_input_ends_in_rejections_and_changes_nothing_else(pipeline: Pip
     worker = pipeline.worker()
     assert worker.process is not None
     pid = worker.process.pid
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         for event in REGISTRY:
             producer.publish_registry(event, wait=False)
     pipeline.wait_idle()
     script = hostile_script()
     publish(pipeline, script.messages)
     pipeline.wait_idle()  # every partition consumed to its end: nothing stalled
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         producer.request_period_close(PERIOD, "billing")
     pipeline.wait_idle()
 

@@ -22,7 +22,7 @@ import pytest
 
 from streams.adapters.avro import default_codec
 from streams.adapters.decode import READING_SUBMITTED, SUBMISSION_OUTCOME
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import BillingProducer
 from tests.commands import HANG_GUARD, ROOT
 from tests.integration.conftest import Pipeline
 
@@ -164,12 +164,12 @@ def test_java_bot_submissions_land_as_the_python_sdks_do(
 ) -> None:
     pipeline.worker()
     python, java = Side("1"), Side("2")
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         for event in python.events(REGISTRY) + java.events(REGISTRY):
             producer.publish_registry(event, wait=False)
     pipeline.wait_idle()
 
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         for submission in python.events(SUBMISSIONS + OLDER_SUBMISSIONS):
             producer.submit(submission, wait=False)
     java_replies = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import BillingProducer
 from tests.integration.conftest import Pipeline
 from tests.integration.expected import (
     BILLING_SQL,
@@ -30,7 +30,7 @@ def _run(pipeline: Pipeline, kill_in: int | None) -> ReferenceRun:
         expected.submit(phase.submissions)
         if phase.close is not None:
             expected.close(phase.close)
-        with PokazyProducer(pipeline.settings) as producer:
+        with BillingProducer(pipeline.settings) as producer:
             for event in phase.registry:
                 producer.publish_registry(event, wait=False)
             for submission in phase.submissions:

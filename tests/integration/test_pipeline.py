@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 from streams.adapters.avro import default_codec
 from streams.adapters.signing import REPLAY_HEADER, replay_signature
 from streams.domain.calendar import Period
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import BillingProducer
 from tests.builders import installed_json, simulated_month, submission_json
 from tests.commands import pokazy
 from tests.integration.conftest import Pipeline
@@ -27,11 +27,11 @@ REGISTRY = [
 
 
 def _publish(pipeline: Pipeline, registry: list[dict], submissions: list[dict]) -> None:
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         for event in registry:
             producer.publish_registry(event, wait=False)
     pipeline.wait_idle()
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         for submission in submissions:
             producer.submit(submission, wait=False)
 
@@ -178,7 +178,7 @@ def test_rejections_replay_after_late_master_data_is_idempotent(pipeline: Pipeli
     early = submission_json(
         "0000000002", "2023-05-31T10:00:00Z", [{"zone": "total", "value": 40200}]
     )
-    with PokazyProducer(pipeline.settings) as producer:
+    with BillingProducer(pipeline.settings) as producer:
         producer.submit(early)
     pipeline.wait_idle()
     rejected = pipeline.query("SELECT event_id, reason FROM {db}.rejections")

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from streams.domain.calendar import Period
 from streams.errors import ConfigError
-from streams.sdk.producer import PokazyProducer
+from streams.sdk.producer import BillingProducer
 from streams.tools.processes import free_ports
 from streams.tools.stack import LocalKafka
 from tests.builders import simulated_month
@@ -163,7 +163,7 @@ def test_the_pipeline_runs_on_sasl_scram_with_credentials_from_the_environment(
                                                               month.registry)))  # fmt: skip
     sasl_pipeline.worker()
     sasl_pipeline.wait_idle()
-    with PokazyProducer(sasl_pipeline.settings) as producer:  # the SDK, as a bot uses it
+    with BillingProducer(sasl_pipeline.settings) as producer:  # the SDK, as a bot uses it
         for submission in month.submissions[:half]:
             producer.submit(submission, wait=False)
     published = pokazy(env, "publish", str(_json_lines(tmp_path / "readings.jsonl",
@@ -221,7 +221,7 @@ def test_a_wrong_password_stops_the_sdk_with_a_config_error(sasl_pipeline: Pipel
     )
 
     with pytest.raises(ConfigError, match="authentication failed") as refused:
-        PokazyProducer(wrong)
+        BillingProducer(wrong)
 
     assert WRONG_PASSWORD not in str(refused.value)
 
@@ -256,11 +256,11 @@ def test_the_pipeline_runs_on_sasl_ssl_with_the_local_ca(tls_pipeline: Pipeline)
     expected.submit(month.submissions)
 
     tls_pipeline.worker()
-    with PokazyProducer(tls_pipeline.settings) as producer:
+    with BillingProducer(tls_pipeline.settings) as producer:
         for event in month.registry:
             producer.publish_registry(event, wait=False)
     tls_pipeline.wait_idle()
-    with PokazyProducer(tls_pipeline.settings) as producer:
+    with BillingProducer(tls_pipeline.settings) as producer:
         for submission in month.submissions:
             producer.submit(submission, wait=False)
     tls_pipeline.wait_idle()
@@ -279,7 +279,7 @@ def test_a_client_without_the_ca_refuses_the_broker_certificate(
 
     result = pokazy(env, "registry", "load", str(meters))
     with pytest.raises(ConfigError, match="does not trust") as refused:
-        PokazyProducer(untrusting)
+        BillingProducer(untrusting)
 
     _assert_refused(result, "TLS certificate", "does not trust", "POKAZY_KAFKA_SSL_CAFILE")
     assert "self-signed certificate in certificate chain" in str(refused.value)

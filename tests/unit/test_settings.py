@@ -16,7 +16,8 @@ import pytest
 from pydantic import SecretStr
 
 from streams.errors import ConfigError
-from streams.settings import Settings, mask_url
+from streams.sdk.producer import BillingProducer, PokazyProducer
+from streams.settings import BillingSettings, KafkaSettings, Settings, mask_url
 from tests.commands import pokazy
 
 PASSWORD = "S3cret-Pw_9"
@@ -190,3 +191,33 @@ def test_production_refuses_a_fault_drill(drill: str) -> None:
         sender_hash_key=SecretStr("a-real-sender-key"),
         control_key=SecretStr("a-real-control-key"),
     ).check_production()  # without the drill it starts
+
+
+def test_a_bots_settings_are_kafkas_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POKAZY_KAFKA_BOOTSTRAP", "kafka-1:9093,kafka-2:9093")
+    monkeypatch.setenv("POKAZY_TOPIC_PREFIX", "prod.")
+    monkeypatch.setenv("POKAZY_CLICKHOUSE_DATABASE", "not a database name")  # not a bot's business
+    monkeypatch.setenv("POKAZY_CONTROL_KEY", "billing-only")
+    kafka = KafkaSettings.from_env()
+    assert kafka.kafka_bootstrap == "kafka-1:9093,kafka-2:9093"
+    assert kafka.topic("readings") == "prod.readings"
+    assert {name for name in KafkaSettings.model_fields if not name.startswith("kafka_")} == {
+        "topic_prefix"
+    }
+    assert BillingSettings.from_env().control_key.get_secret_value() == "billing-only"
+    with pytest.raises(ConfigError, match="POKAZY_CLICKHOUSE_DATABASE"):
+        Settings.from_env()
+
+
+def test_a_bots_settings_refuse_sasl_without_its_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POKAZY_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(ConfigError, match="POKAZY_KAFKA_SASL_USERNAME"):
+        KafkaSettings.from_env()
+
+
+def test_only_billings_producer_publishes_master_data_closes_and_replays() -> None:
+    billing_only = {"publish_registry", "request_period_close", "republish"}
+    assert not billing_only & set(dir(PokazyProducer))
+    assert billing_only <= set(dir(BillingProducer))

@@ -144,7 +144,7 @@ def test_another_seed_gives_other_traffic(tmp_path: Path) -> None:
 
 
 def test_every_registry_and_submission_line_passes_the_sdk(traffic: Traffic) -> None:
-    for event in traffic.registry:  # as PokazyProducer.publish_registry encodes them
+    for event in traffic.registry:  # as BillingProducer.publish_registry encodes them
         account_id, payload = encode_registry(event)
         assert account_id == event["account_id"]
         decode_inbound(payload)  # and the worker reads them back as domain events
