@@ -24,7 +24,6 @@ import shutil
 import signal
 import socket
 import ssl
-import struct
 import subprocess
 import time
 import uuid
@@ -32,9 +31,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trustme
 from cryptography.hazmat.primitives import serialization
+from kafka.errors import KafkaError
+from kafka.protocol.metadata import ApiVersionsRequest, MetadataRequest
+from kafka.protocol.parser import KafkaProtocol
 
 from streams.errors import ConfigError, PokazyError
 from streams.settings import Settings
@@ -48,8 +51,6 @@ NODE_ID = 1
 # characters would need quoting in one or the other, so they are refused rather than escaped.
 _CREDENTIAL = re.compile(r"[A-Za-z0-9._~!@#%^&*()+:;?/-]+")
 _LOG_TAIL_LINES = 40
-_API_METADATA = 3
-_API_VERSIONS = 18
 _METADATA_VERSION = 4
 
 # The console is kafka.log (so the JVM's own errors land there too). Kafka's INFO is thousands
@@ -526,17 +527,23 @@ class LocalKafka:
                 if protocol.endswith("SSL"):
                     context = ssl.create_default_context(cafile=str(self.ca_file))
                     sock = stack.enter_context(context.wrap_socket(sock, server_hostname=HOST))
-                versions = _api_versions(sock)
+                # ApiVersions v0: every broker accepts it, before any authentication.
+                versions = _exchange(sock, ApiVersionsRequest[0]())
+                if versions.error_code != 0:
+                    return False
                 if protocol.startswith("SASL"):
                     return True
-                low, high = versions[_API_METADATA]
-                if not low <= _METADATA_VERSION <= high:
+                served = {k.api_key: k for k in versions.api_keys}
+                metadata = served[MetadataRequest.API_KEY]
+                if not metadata.min_version <= _METADATA_VERSION <= metadata.max_version:
                     raise LocalKafkaError(
                         f"the broker on {self.bootstrap} no longer serves Metadata "
-                        f"v{_METADATA_VERSION} (it serves v{low}-v{high})"
+                        f"v{_METADATA_VERSION} (it serves v{metadata.min_version}-"
+                        f"v{metadata.max_version})"
                     )
-                return self.port in _metadata_broker_ports(sock)
-        except (OSError, KeyError, struct.error, ValueError):
+                request = MetadataRequest[_METADATA_VERSION](topics=[])
+                return self.port in {broker.port for broker in _exchange(sock, request).brokers}
+        except (OSError, KafkaError, KeyError):
             return False
 
     def _running_protocol(self) -> str:
@@ -585,58 +592,18 @@ def _protocol(*, sasl: bool, tls: bool) -> str:
     return f"{'SASL_' if sasl else ''}{'SSL' if tls else 'PLAINTEXT'}"
 
 
-def _api_versions(sock: socket.socket) -> dict[int, tuple[int, int]]:
-    """ApiVersions v0 (accepted by every broker, before any authentication)."""
-    body = _request(sock, _API_VERSIONS, 0, b"")
-    (error_code, count) = struct.unpack_from(">hi", body)
-    if error_code != 0:
-        raise ValueError(f"ApiVersions error {error_code}")
-    versions = {}
-    for index in range(count):
-        key, low, high = struct.unpack_from(">hhh", body, 6 + 6 * index)
-        versions[key] = (low, high)
-    return versions
-
-
-def _metadata_broker_ports(sock: socket.socket) -> set[int]:
-    """Metadata v4 for no topics: the ports of the brokers the cluster knows."""
-    body = _request(sock, _API_METADATA, _METADATA_VERSION, struct.pack(">ib", 0, 0))
-    offset = 4  # throttle_time_ms
-    (count,) = struct.unpack_from(">i", body, offset)
-    offset += 4
-    ports = set()
-    for _ in range(count):
-        offset += 4  # node_id
-        (host_length,) = struct.unpack_from(">h", body, offset)
-        offset += 2 + host_length
-        (port, rack_length) = struct.unpack_from(">ih", body, offset)
-        offset += 6 + max(rack_length, 0)
-        ports.add(port)
-    return ports
-
-
-def _request(sock: socket.socket, api_key: int, version: int, body: bytes) -> bytes:
-    """Send one request with a v1 header and return the response body after its header."""
-    client_id = b"pokazy-stack"
-    correlation_id = api_key
-    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
-    sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
-    (size,) = struct.unpack(">i", _receive(sock, 4))
-    response = _receive(sock, size)
-    if struct.unpack_from(">i", response)[0] != correlation_id:
-        raise ValueError("response to another request")
-    return response[4:]
-
-
-def _receive(sock: socket.socket, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = sock.recv(min(size, 65536))
-        if not chunk:
-            raise ConnectionError("broker closed the connection")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+def _exchange(sock: socket.socket, request: Any) -> Any:
+    """One request and its decoded response, framed and parsed by kafka-python's protocol."""
+    protocol = KafkaProtocol(client_id="pokazy-stack")
+    protocol.send_request(request)
+    sock.sendall(protocol.send_bytes())
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("the broker closed the connection")
+        responses = protocol.receive_bytes(data)
+        if responses:
+            return responses[0][1]
 
 
 def _random_cluster_id() -> str:
