@@ -174,15 +174,8 @@ class BillingProducer(PokazyProducer):
 
     settings: BillingSettings
 
-    def __init__(
-        self,
-        settings: BillingSettings,
-        *,
-        codec: AvroCodec | None = None,
-        send_timeout: float = 30.0,
-        **producer_options: Any,
-    ) -> None:
-        super().__init__(settings, codec=codec, send_timeout=send_timeout, **producer_options)
+    def __init__(self, settings: BillingSettings, **options: Any) -> None:
+        super().__init__(settings, **options)
 
     def publish_registry(self, event: Mapping[str, Any], *, wait: bool = True) -> None:
         """Publish a MeterInstalled or MeterRemoved event (its JSON form with `type`)."""

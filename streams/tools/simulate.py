@@ -1,5 +1,7 @@
 """`pokazy simulate`: realistic, deterministic bot traffic for N accounts over M billing periods.
 
+The one traffic generator: `pokazy demo`, `pokazy bench` and the tests all send what it makes.
+
 Every account has a meter and a *true* consumption process: a seasonal number of kWh per month
 (Kyiv households use roughly 150-350 kWh a month, more in winter), split between the meter's
 zones, advancing the meter's registers day by day and wrapping at ``10**digits``. A customer's

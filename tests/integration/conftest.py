@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from streams.adapters.topics import ensure_topics, wait_until_idle
+from streams.sdk.producer import BillingProducer, PokazyProducer
 from streams.settings import Settings
 from streams.tools.processes import WorkerProcess, free_port
 from streams.tools.query import run_query
@@ -61,6 +62,19 @@ class Pipeline:
         self.workers.append(worker)
         worker.run()
         return worker
+
+    def publish(
+        self, registry: Sequence[dict[str, Any]], submissions: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Billing's registry events, waited for until processed (a reading judged before its
+        meter is known is UNKNOWN_ACCOUNT), then the bots' submissions, sent."""
+        with BillingProducer(self.settings) as billing:
+            for event in registry:
+                billing.publish_registry(event, wait=False)
+        self.wait_idle()
+        with PokazyProducer(self.settings) as bot:
+            for submission in submissions:
+                bot.submit(submission, wait=False)
 
     def wait_idle(self, timeout: float = 180) -> None:
         wait_until_idle(self.settings, timeout)

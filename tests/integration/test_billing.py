@@ -84,7 +84,8 @@ def test_automatic_close_bills_every_period_whose_window_has_ended(pipeline: Pip
     due = latest_closable_period(kyiv_date(expected.now))
     expected.close(due)
     first = pipeline.worker()
-    _publish_in_order(pipeline, registry, submissions)
+    pipeline.publish(registry, submissions)
+    pipeline.wait_idle()
     first.stop()
     pipeline.env["POKAZY_AUTO_CLOSE"] = "true"
     pipeline.env["POKAZY_AUTO_CLOSE_CHECK_INTERVAL"] = "1"
@@ -96,14 +97,3 @@ def test_automatic_close_bills_every_period_whose_window_has_ended(pipeline: Pip
     pipeline.wait_idle()
     assert actual_billing(pipeline.query(BILLING_SQL)) == expected.billing
     assert {row[2] for row in expected.billing} >= {str(period), str(due)}
-
-
-def _publish_in_order(pipeline: Pipeline, registry: list[dict], submissions: list[dict]) -> None:
-    with BillingProducer(pipeline.settings) as producer:
-        for event in registry:
-            producer.publish_registry(event, wait=False)
-    pipeline.wait_idle()
-    with BillingProducer(pipeline.settings) as producer:
-        for submission in submissions:
-            producer.submit(submission, wait=False)
-    pipeline.wait_idle()

@@ -26,16 +26,6 @@ REGISTRY = [
 ]
 
 
-def _publish(pipeline: Pipeline, registry: list[dict], submissions: list[dict]) -> None:
-    with BillingProducer(pipeline.settings) as producer:
-        for event in registry:
-            producer.publish_registry(event, wait=False)
-    pipeline.wait_idle()
-    with BillingProducer(pipeline.settings) as producer:
-        for submission in submissions:
-            producer.submit(submission, wait=False)
-
-
 def test_submissions_land_in_readings_rejections_and_replies(pipeline: Pipeline) -> None:
     pipeline.worker()
     both = [{"register": "1.8.2", "value": 12345}, {"register": "T21", "value": 6789}]
@@ -57,7 +47,7 @@ def test_submissions_land_in_readings_rejections_and_replies(pipeline: Pipeline)
         "0000000002", "2023-03-31T21:30:00Z", [{"zone": "total", "value": 40050}]
     )
     sent = [accepted, off_window, too_many_digits, total_on_two_zone, unknown_account]
-    _publish(pipeline, REGISTRY, [*sent, after_midnight])
+    pipeline.publish(REGISTRY, [*sent, after_midnight])
     junk = KafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap)
     junk.send(pipeline.settings.topic("readings"), key=b"0000000001", value=b"not avro at all")
     junk.send(pipeline.settings.topic("readings"), key=b"0000000001", value=b"")
@@ -112,9 +102,9 @@ def test_submissions_land_in_readings_rejections_and_replies(pipeline: Pipeline)
 def test_same_file_twice_gives_no_duplicate_rows(pipeline: Pipeline) -> None:
     pipeline.worker()
     month = simulated_month(80, Period(2023, 5), seed=11)
-    _publish(pipeline, month.registry, month.submissions)
+    pipeline.publish(month.registry, month.submissions)
     pipeline.wait_idle()
-    _publish(pipeline, month.registry, month.submissions)
+    pipeline.publish(month.registry, month.submissions)
     pipeline.wait_idle()
 
     expected = ReferenceRun()
@@ -131,7 +121,7 @@ def test_same_file_twice_gives_no_duplicate_rows(pipeline: Pipeline) -> None:
 def test_worker_killed_mid_file_ends_with_one_row_per_reading(pipeline: Pipeline) -> None:
     worker = pipeline.worker()
     month = simulated_month(3000, Period(2023, 5), seed=5)
-    _publish(pipeline, month.registry, month.submissions)
+    pipeline.publish(month.registry, month.submissions)
     # SIGKILL as soon as some, but not all, of the file is in ClickHouse.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -185,7 +175,7 @@ def test_rejections_replay_after_late_master_data_is_idempotent(pipeline: Pipeli
     assert [(r["event_id"], r["reason"]) for r in rejected] == [
         (early["event_id"], "UNKNOWN_ACCOUNT")
     ]
-    _publish(pipeline, REGISTRY, [])
+    pipeline.publish(REGISTRY, [])
     republished = []
     for _ in range(2):
         replay = pokazy(
@@ -213,7 +203,7 @@ def test_only_a_signed_replay_judges_a_rejected_submission_again(pipeline: Pipel
     # The bot already knows the new meter; billing's exchange arrives later (UNKNOWN_METER).
     early = submission_json("0000000002", "2023-05-31T10:00:00Z", [{"zone": "total", "value": 100}])
     early["meter_id"] = "NIK-3"
-    _publish(pipeline, REGISTRY, [early])
+    pipeline.publish(REGISTRY, [early])
     pipeline.wait_idle()
     stored = pipeline.query("SELECT event_id, reason, hex(payload) AS payload FROM {db}.rejections")
     assert [(r["event_id"], r["reason"]) for r in stored] == [(early["event_id"], "UNKNOWN_METER")]
@@ -223,7 +213,7 @@ def test_only_a_signed_replay_judges_a_rejected_submission_again(pipeline: Pipel
         {"type": "MeterInstalled", "account_id": "0000000002", "meter_id": "NIK-3",
          "zones": ["total"], "digits": 5, "initial": {"total": 50}, "installed_on": "2023-05-20"},
     ]  # fmt: skip
-    _publish(pipeline, exchange, [])
+    pipeline.publish(exchange, [])
 
     # Anyone who can write the readings topic can set the replay header. Unsigned, or signed
     # with another key, it is ignored: the event_id stays a duplicate of its rejection.
