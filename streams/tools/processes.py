@@ -103,6 +103,7 @@ class WorkerProcess:
 
     @property
     def web_port(self) -> int:
+        """The port it serves /health and /sql on: an override's, else the settings'."""
         return int(self.overrides.get("POKAZY_WEB_PORT", self.settings.web_port))
 
     @property
@@ -163,7 +164,8 @@ class WorkerProcess:
     def query(self, sql: str) -> list[list[Any]]:
         """A read-only query through this worker, waiting while it (re)starts: never on its
         embedded store directly, whose lock a restarting worker needs."""
-        _, rows = run_query(self.settings, sql, through_worker=True)
+        served = self.settings.model_copy(update={"web_port": self.web_port})
+        _, rows = run_query(served, sql, through_worker=True)
         return rows
 
     def stop(self, timeout: float = 60) -> None:
